@@ -1,0 +1,1 @@
+//! conn-core (filled by a later issue).

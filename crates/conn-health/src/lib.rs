@@ -1,0 +1,1 @@
+//! conn-health (filled by a later issue).

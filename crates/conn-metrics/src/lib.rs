@@ -1,0 +1,1 @@
+//! conn-metrics (filled by a later issue).

@@ -1,0 +1,1 @@
+//! conn-supervisor library entry (filled by a later issue).

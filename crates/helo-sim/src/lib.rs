@@ -1,0 +1,1 @@
+//! helo-sim (filled by a later issue).

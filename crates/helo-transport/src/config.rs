@@ -1,0 +1,410 @@
+//! What a client needs to know about one device: address, password, limits.
+
+use std::{fmt, sync::Arc, time::Duration};
+
+use crate::error::HeloError;
+
+/// The name a device is known by in logs, errors and metrics (the encoder id).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DeviceName(Arc<str>);
+
+impl DeviceName {
+    /// The name as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for DeviceName {
+    fn from(s: &str) -> Self {
+        Self(Arc::from(s))
+    }
+}
+
+impl From<String> for DeviceName {
+    fn from(s: String) -> Self {
+        Self(Arc::from(s))
+    }
+}
+
+impl fmt::Display for DeviceName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for DeviceName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+/// A device password. Its `Debug` and `Display` never show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Password(Arc<str>);
+
+impl Password {
+    /// Wraps a password.
+    pub fn new(secret: impl Into<String>) -> Self {
+        Self(Arc::from(secret.into()))
+    }
+
+    /// The secret itself; only the login request should call this.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password(<redacted>)")
+    }
+}
+
+impl fmt::Display for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// Default time to open a TCP connection (clients in the field use 2–3 s).
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Default time for an ordinary request.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
+/// Default time for one `wait_for_config_events` long poll: above AJA's 50 s hold.
+pub const DEFAULT_EVENT_WAIT_TIMEOUT: Duration = Duration::from_secs(65);
+/// Default cap on a response body; real answers are a few hundred bytes.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// Settings for one device. Built with [`DeviceConfig::from_url`] and the `with_*`
+/// methods, which validate as they go.
+#[derive(Clone, Debug)]
+pub struct DeviceConfig {
+    name: DeviceName,
+    host: String,
+    port: u16,
+    password: Option<Password>,
+    connect_timeout: Duration,
+    request_timeout: Duration,
+    event_wait_timeout: Duration,
+    max_body_bytes: usize,
+}
+
+impl DeviceConfig {
+    /// Settings for the device `name` at `url` (`http://host[:port][/]`, or
+    /// `host[:port]`; the port defaults to 80), with field defaults for the rest.
+    pub fn from_url(name: impl Into<DeviceName>, url: &str) -> Result<Self, HeloError> {
+        let name = name.into();
+        let (host, port) = parse_url(url).map_err(|detail| HeloError::InvalidConfig {
+            device: name.clone(),
+            detail: format!("bad url {url:?}: {detail}"),
+        })?;
+        Ok(Self {
+            name,
+            host,
+            port,
+            password: None,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            event_wait_timeout: DEFAULT_EVENT_WAIT_TIMEOUT,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+        })
+    }
+
+    /// Sets the password used to log in (none: the device must have authentication off).
+    pub fn with_password(mut self, password: Option<Password>) -> Self {
+        self.password = password;
+        self
+    }
+
+    /// Sets the TCP connect timeout.
+    pub fn with_connect_timeout(self, t: Duration) -> Result<Self, HeloError> {
+        self.check_nonzero("connect_timeout", t)?;
+        Ok(Self {
+            connect_timeout: t,
+            ..self
+        })
+    }
+
+    /// Sets the timeout of ordinary requests.
+    pub fn with_request_timeout(self, t: Duration) -> Result<Self, HeloError> {
+        self.check_nonzero("request_timeout", t)?;
+        Ok(Self {
+            request_timeout: t,
+            ..self
+        })
+    }
+
+    /// Sets the timeout of a `wait_for_config_events` long poll.
+    pub fn with_event_wait_timeout(self, t: Duration) -> Result<Self, HeloError> {
+        self.check_nonzero("event_wait_timeout", t)?;
+        Ok(Self {
+            event_wait_timeout: t,
+            ..self
+        })
+    }
+
+    /// Sets the cap on a response body.
+    pub fn with_max_body_bytes(self, n: usize) -> Result<Self, HeloError> {
+        if n < 64 {
+            return Err(HeloError::InvalidConfig {
+                device: self.name.clone(),
+                detail: format!("max_body_bytes must be at least 64, got {n}"),
+            });
+        }
+        Ok(Self {
+            max_body_bytes: n,
+            ..self
+        })
+    }
+
+    fn check_nonzero(&self, key: &str, t: Duration) -> Result<(), HeloError> {
+        if t.is_zero() {
+            return Err(HeloError::InvalidConfig {
+                device: self.name.clone(),
+                detail: format!("{key} must be greater than zero"),
+            });
+        }
+        Ok(())
+    }
+
+    /// The device's name.
+    pub fn name(&self) -> &DeviceName {
+        &self.name
+    }
+    /// The host name or address.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+    /// The TCP port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+    /// `host:port`, as used in the `Host` header and for connecting.
+    pub fn authority(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+    /// The base URL, `http://host:port`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.authority())
+    }
+    /// The password, if any.
+    pub fn password(&self) -> Option<&Password> {
+        self.password.as_ref()
+    }
+    /// The TCP connect timeout.
+    pub fn connect_timeout(&self) -> Duration {
+        self.connect_timeout
+    }
+    /// The timeout of ordinary requests.
+    pub fn request_timeout(&self) -> Duration {
+        self.request_timeout
+    }
+    /// The timeout of an event long poll.
+    pub fn event_wait_timeout(&self) -> Duration {
+        self.event_wait_timeout
+    }
+    /// The cap on a response body.
+    pub fn max_body_bytes(&self) -> usize {
+        self.max_body_bytes
+    }
+}
+
+fn parse_url(url: &str) -> Result<(String, u16), String> {
+    let url = url.trim();
+    let rest = if let Some(rest) = url.strip_prefix("http://") {
+        rest
+    } else if url.starts_with("https://") {
+        return Err("HELO devices speak plain http".into());
+    } else if url.contains("://") {
+        return Err("only http:// URLs are supported".into());
+    } else {
+        url
+    };
+    let authority = rest.split('/').next().unwrap_or_default();
+    if authority.is_empty() {
+        return Err("missing host".into());
+    }
+    if authority.contains('@') {
+        return Err("credentials in the URL are not supported; configure a password".into());
+    }
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let (host, after) = v6.split_once(']').ok_or("unclosed [ in IPv6 host")?;
+        let port = match after.strip_prefix(':') {
+            Some(p) => Some(p),
+            None if after.is_empty() => None,
+            None => return Err("unexpected text after IPv6 host".into()),
+        };
+        (host.to_string(), port)
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h.to_string(), Some(p)),
+            None => (authority.to_string(), None),
+        }
+    };
+    if host.is_empty() {
+        return Err("missing host".into());
+    }
+    if host
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || "?#%\\".contains(c))
+    {
+        return Err("host contains invalid characters".into());
+    }
+    let port = match port {
+        None => 80,
+        Some(p) => match p.parse::<u16>() {
+            Ok(0) | Err(_) => return Err(format!("invalid port {p:?}")),
+            Ok(p) => p,
+        },
+    };
+    Ok((host, port))
+}
+
+/// One device as shared by all its connections: the configuration and the current
+/// login session, so that one re-login serves every connection.
+#[derive(Clone, Debug)]
+pub struct Device {
+    inner: Arc<DeviceInner>,
+}
+
+#[derive(Debug)]
+struct DeviceInner {
+    config: DeviceConfig,
+    session: std::sync::Mutex<Session>,
+    /// Held while logging in, so that connections finding an expired session at the
+    /// same moment log in once between them.
+    login_lock: tokio::sync::Mutex<()>,
+}
+
+/// The session cookie and a generation that grows with each login, so a connection
+/// can tell whether another connection has already logged in again.
+#[derive(Default)]
+struct Session {
+    cookie: Option<Arc<str>>,
+    generation: u64,
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session")
+            .field("cookie", &self.cookie.as_ref().map(|_| "<redacted>"))
+            .field("generation", &self.generation)
+            .finish()
+    }
+}
+
+impl Device {
+    /// A device with no session yet.
+    pub fn new(config: DeviceConfig) -> Self {
+        Self {
+            inner: Arc::new(DeviceInner {
+                config,
+                session: std::sync::Mutex::new(Session::default()),
+                login_lock: tokio::sync::Mutex::new(()),
+            }),
+        }
+    }
+
+    /// The device's settings.
+    pub fn config(&self) -> &DeviceConfig {
+        &self.inner.config
+    }
+
+    /// The device's name.
+    pub fn name(&self) -> &DeviceName {
+        &self.inner.config.name
+    }
+
+    /// The current session cookie value and its generation.
+    pub(crate) fn session(&self) -> (Option<Arc<str>>, u64) {
+        let s = self.lock_session();
+        (s.cookie.clone(), s.generation)
+    }
+
+    /// Stores a new session cookie and returns its generation.
+    pub(crate) fn store_session(&self, cookie: Arc<str>) -> u64 {
+        let mut s = self.lock_session();
+        s.cookie = Some(cookie);
+        s.generation += 1;
+        s.generation
+    }
+
+    pub(crate) fn login_lock(&self) -> &tokio::sync::Mutex<()> {
+        &self.inner.login_lock
+    }
+
+    fn lock_session(&self) -> std::sync::MutexGuard<'_, Session> {
+        // A poisoned lock only means another thread panicked mid-update of two plain
+        // fields; the data is still consistent enough to use.
+        self.inner
+            .session
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(url: &str, expected: Result<(&str, u16), &str>) {
+        let got = parse_url(url);
+        match (got, expected) {
+            (Ok((h, p)), Ok((eh, ep))) => assert_eq!((h.as_str(), p), (eh, ep), "{url}"),
+            (Err(e), Err(frag)) => assert!(e.contains(frag), "{url}: {e}"),
+            (got, want) => panic!("{url}: got {got:?}, want {want:?}"),
+        }
+    }
+
+    #[test]
+    fn urls() {
+        check("http://10.0.0.5", Ok(("10.0.0.5", 80)));
+        check("http://10.0.0.5:8080/", Ok(("10.0.0.5", 8080)));
+        check("helo-1.local:81", Ok(("helo-1.local", 81)));
+        check("http://[::1]:9000", Ok(("::1", 9000)));
+        check("https://x", Err("plain http"));
+        check("ftp://x", Err("only http"));
+        check("http://", Err("missing host"));
+        check("http://h:0", Err("invalid port"));
+        check("http://h:99999", Err("invalid port"));
+        check("http://u:p@h", Err("credentials"));
+        check("http://h st", Err("invalid characters"));
+    }
+
+    #[test]
+    fn password_never_shows() {
+        let cfg = DeviceConfig::from_url("enc", "http://h")
+            .unwrap()
+            .with_password(Some(Password::new("hunter2")));
+        let dbg = format!("{cfg:?}");
+        assert!(!dbg.contains("hunter2"), "{dbg}");
+        let dev = Device::new(cfg);
+        dev.store_session(Arc::from("tok-secret"));
+        let dbg = format!("{dev:?}");
+        assert!(
+            !dbg.contains("hunter2") && !dbg.contains("tok-secret"),
+            "{dbg}"
+        );
+    }
+
+    #[test]
+    fn zero_timeouts_are_rejected() {
+        let cfg = DeviceConfig::from_url("enc", "http://h").unwrap();
+        let err = cfg.with_request_timeout(Duration::ZERO).unwrap_err();
+        assert!(err.to_string().contains("request_timeout"), "{err}");
+    }
+
+    #[test]
+    fn session_generation_grows() {
+        let dev = Device::new(DeviceConfig::from_url("enc", "h").unwrap());
+        assert_eq!(dev.session().1, 0);
+        assert_eq!(dev.store_session(Arc::from("a")), 1);
+        assert_eq!(dev.store_session(Arc::from("b")), 2);
+        assert_eq!(dev.session().0.as_deref(), Some("b"));
+    }
+}

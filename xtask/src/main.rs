@@ -1,0 +1,37 @@
+//! Project tasks: `cargo xtask test`, `cargo xtask bench`, `cargo xtask fmt`.
+
+mod bench;
+mod run;
+mod test;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "\
+usage: cargo xtask <task>
+
+tasks:
+  test    fmt check, clippy (-D warnings) and every test in the workspace
+  bench   criterion benchmarks and the fleet-scale sweep; writes target/bench-summary.md
+  fmt     format the workspace
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("test") => test::run(&args[1..]),
+        Some("bench") => bench::run(&args[1..]),
+        Some("fmt") => run::cargo(&["fmt", "--all"]),
+        Some("-h" | "--help" | "help") | None => {
+            print!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Some(other) => Err(format!("unknown task {other:?}\n{USAGE}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
