@@ -1,1 +1,4 @@
-//! conn-supervisor library entry (filled by a later issue).
+//! The fleet supervisor: configuration, the tower stack, the supervision loop and the
+//! admin API, wired from the library crates.
+
+pub mod config;

@@ -1,0 +1,194 @@
+//! Thresholds, intervals and pool sizes: fleet defaults with per-encoder overrides.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::{line_of, parse_duration, raw::RawDuration, ConfigIssue};
+
+/// Converts a raw TOML value into a setting, checking its range.
+trait FromRaw<R>: Sized {
+    fn from_raw(raw: &R) -> Result<Self, String>;
+}
+
+impl FromRaw<RawDuration> for Duration {
+    fn from_raw(raw: &RawDuration) -> Result<Self, String> {
+        match raw {
+            RawDuration::Text(t) => parse_duration(t),
+            RawDuration::Secs(s) => parse_duration(&s.to_string()),
+        }
+    }
+}
+
+impl FromRaw<f64> for f64 {
+    fn from_raw(raw: &f64) -> Result<Self, String> {
+        raw.is_finite()
+            .then_some(*raw)
+            .ok_or_else(|| "must be a finite number".into())
+    }
+}
+
+impl FromRaw<bool> for bool {
+    fn from_raw(raw: &bool) -> Result<Self, String> {
+        Ok(*raw)
+    }
+}
+
+impl FromRaw<i64> for usize {
+    fn from_raw(raw: &i64) -> Result<Self, String> {
+        usize::try_from(*raw).map_err(|_| format!("{raw} must not be negative"))
+    }
+}
+
+impl FromRaw<i64> for u32 {
+    fn from_raw(raw: &i64) -> Result<Self, String> {
+        u32::try_from(*raw).map_err(|_| format!("{raw} is out of range"))
+    }
+}
+
+impl FromRaw<i64> for Option<u8> {
+    fn from_raw(raw: &i64) -> Result<Self, String> {
+        u8::try_from(*raw)
+            .map(Some)
+            .map_err(|_| format!("{raw} is out of range"))
+    }
+}
+
+fn in_range<T: PartialOrd + std::fmt::Debug>(v: &T, lo: T, hi: T) -> Result<(), String> {
+    if *v < lo || *v > hi {
+        Err(format!("{v:?} is out of range ({lo:?} to {hi:?})"))
+    } else {
+        Ok(())
+    }
+}
+
+macro_rules! tunables {
+    ($(
+        $(#[doc = $doc:literal])*
+        $field:ident : $ty:ty = $default:expr, from $raw:ty, check |$v:ident| $check:expr;
+    )*) => {
+        /// Settings that have a fleet default and may be overridden per encoder.
+        #[derive(Debug, Clone, PartialEq)]
+        pub struct Tunables {
+            $( $(#[doc = $doc])* pub $field: $ty, )*
+        }
+
+        impl Default for Tunables {
+            fn default() -> Self {
+                Self { $( $field: $default, )* }
+            }
+        }
+
+        /// The same settings as written in `[defaults]` or `[encoder.overrides]`.
+        #[derive(Deserialize, Default)]
+        #[serde(deny_unknown_fields)]
+        pub(crate) struct RawTunables {
+            $( pub(super) $field: Option<Spanned<$raw>>, )*
+        }
+
+        impl Tunables {
+            /// These settings with `raw`'s values on top; mistakes go to `issues`.
+            pub(super) fn overridden(
+                &self,
+                raw: Option<&RawTunables>,
+                prefix: &str,
+                text: &str,
+                issues: &mut Vec<ConfigIssue>,
+            ) -> Tunables {
+                let mut out = self.clone();
+                let Some(raw) = raw else { return out };
+                $(
+                    if let Some(spanned) = &raw.$field {
+                        let checked = <$ty as FromRaw<$raw>>::from_raw(spanned.get_ref())
+                            .and_then(|$v: $ty| { $check?; Ok($v) });
+                        match checked {
+                            Ok(v) => out.$field = v,
+                            Err(message) => issues.push(ConfigIssue {
+                                key: format!("{prefix}.{}", stringify!($field)),
+                                line: Some(line_of(text, spanned.span().start)),
+                                message,
+                            }),
+                        }
+                    }
+                )*
+                if out.degraded_threshold > out.healthy_threshold {
+                    issues.push(ConfigIssue {
+                        key: format!("{prefix}.degraded_threshold"),
+                        line: raw.degraded_threshold.as_ref().map(|s| line_of(text, s.span().start)),
+                        message: format!(
+                            "degraded_threshold {} is above healthy_threshold {}",
+                            out.degraded_threshold, out.healthy_threshold
+                        ),
+                    });
+                }
+                if out.max_connections < out.min_warm {
+                    issues.push(ConfigIssue {
+                        key: format!("{prefix}.max_connections"),
+                        line: raw.max_connections.as_ref().map(|s| line_of(text, s.span().start)),
+                        message: format!(
+                            "max_connections {} is below min_warm {}",
+                            out.max_connections, out.min_warm
+                        ),
+                    });
+                }
+                out
+            }
+        }
+    };
+}
+
+const MS: Duration = Duration::from_millis(1);
+const SEC: Duration = Duration::from_secs(1);
+const HOUR: Duration = Duration::from_secs(3600);
+
+tunables! {
+    /// Time between health checks of a healthy encoder.
+    check_interval: Duration = Duration::from_secs(30), from RawDuration, check |v| in_range(&v, 100 * MS, HOUR);
+    /// Time between health checks of an unhealthy or recovering encoder.
+    unhealthy_interval: Duration = Duration::from_secs(5), from RawDuration, check |v| in_range(&v, 100 * MS, HOUR);
+    /// Random spread of each interval, as a fraction (0.1 = ±10 %).
+    interval_jitter: f64 = 0.1, from f64, check |v| in_range(&v, 0.0, 0.5);
+    /// Timeout of an ordinary device request.
+    request_timeout: Duration = helo_transport::DEFAULT_REQUEST_TIMEOUT, from RawDuration, check |v| in_range(&v, 100 * MS, 60 * SEC);
+    /// Timeout of a TCP connect.
+    connect_timeout: Duration = helo_transport::DEFAULT_CONNECT_TIMEOUT, from RawDuration, check |v| in_range(&v, 100 * MS, 60 * SEC);
+    /// Deadline of one whole health check (all checks run concurrently under it).
+    health_deadline: Duration = Duration::from_secs(5), from RawDuration, check |v| in_range(&v, 100 * MS, 120 * SEC);
+    /// Warm connections kept per encoder.
+    min_warm: usize = 3, from i64, check |v| in_range(&v, 1, 32);
+    /// Connections per encoder at most.
+    max_connections: usize = 6, from i64, check |v| in_range(&v, 1, 64);
+    /// Idle connections are pinged this often to keep them warm.
+    keepalive_interval: Duration = Duration::from_secs(20), from RawDuration, check |v| in_range(&v, 100 * MS, HOUR);
+    /// Connections unused this long are replaced.
+    idle_timeout: Duration = Duration::from_secs(300), from RawDuration, check |v| in_range(&v, SEC, 24 * HOUR);
+    /// Connections older than this are replaced (with jitter).
+    max_lifetime: Duration = Duration::from_secs(1800), from RawDuration, check |v| in_range(&v, SEC, 24 * HOUR);
+    /// Connection temperature (0–100) that triggers cooling.
+    temperature_high: f64 = 80.0, from f64, check |v| in_range(&v, 1.0, 100.0);
+    /// Connection load (percent) that triggers cooling.
+    load_high: f64 = 75.0, from f64, check |v| in_range(&v, 1.0, 100.0);
+    /// Requests per cooling period that count as a full burst.
+    burst_limit: u32 = 100, from i64, check |v| in_range(&v, 1, 1_000_000);
+    /// How long a gradual cooling takes.
+    cooling_period: Duration = Duration::from_secs(60), from RawDuration, check |v| in_range(&v, SEC, HOUR);
+    /// Steps of a gradual cooling.
+    gradual_cooldown: u32 = 5, from i64, check |v| in_range(&v, 1, 100);
+    /// Device temperature (°C) above which an encoder is reported as overheating.
+    device_temperature_limit: f64 = 70.0, from f64, check |v| in_range(&v, 1.0, 150.0);
+    /// Streaming profile (0–9) to switch an overheating encoder to; unset: only report.
+    overheat_profile: Option<u8> = None, from i64, check |v| v.map_or(Ok(()), |p| in_range(&p, 0, 9));
+    /// Free media (percent) below which resource usage warns.
+    media_available_min: f64 = 10.0, from f64, check |v| in_range(&v, 0.0, 100.0);
+    /// Stream recovery tries (stop, then stream) before giving up until healthy again.
+    recovery_max_attempts: u32 = 3, from i64, check |v| in_range(&v, 0, 20);
+    /// First wait between recovery tries; doubles each try.
+    recovery_backoff: Duration = Duration::from_secs(2), from RawDuration, check |v| in_range(&v, 100 * MS, 600 * SEC);
+    /// Score at or above which a connection is healthy.
+    healthy_threshold: f64 = 80.0, from f64, check |v| in_range(&v, 0.0, 100.0);
+    /// Score at or above which a connection is degraded (below: unhealthy).
+    degraded_threshold: f64 = 70.0, from f64, check |v| in_range(&v, 0.0, 100.0);
+    /// Follow device state with event long-polls (falls back to polling by itself).
+    events: bool = true, from bool, check |v| Ok::<(), String>(());
+}
