@@ -85,7 +85,7 @@ where
         async move {
             let label = req.to_string();
             match svc.oneshot(req).await? {
-                HeloResponse::Descriptor(d) => Ok(d),
+                HeloResponse::Descriptor(d) => Ok(*d),
                 other => Err(mismatch(&label, &other).into()),
             }
         }

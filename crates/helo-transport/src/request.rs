@@ -113,7 +113,7 @@ pub enum HeloResponse {
     /// `{"success":true}` (then `None`).
     Set(Option<ParamValue>),
     /// The parameter's descriptor.
-    Descriptor(Descriptor),
+    Descriptor(Box<Descriptor>),
     /// Logged in.
     LoggedIn,
     /// An event connection was opened.

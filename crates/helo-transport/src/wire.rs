@@ -264,7 +264,7 @@ fn parse_ok(
                 }
                 other => serde_json::from_value(other).map_err(shape)?,
             };
-            Ok(HeloResponse::Descriptor(d))
+            Ok(HeloResponse::Descriptor(Box::new(d)))
         }
         HeloRequest::Login => {
             let l: LoginBody = serde_json::from_value(value).map_err(shape)?;
