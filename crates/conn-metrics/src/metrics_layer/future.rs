@@ -1,0 +1,63 @@
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{ready, Context, Poll},
+};
+
+use helo_transport::BoxError;
+use pin_project_lite::pin_project;
+use tokio::time::Instant;
+
+use super::Handles;
+use crate::requests::RequestOutcome;
+
+pin_project! {
+    /// The response future of [`Metrics`](super::Metrics): records the request when it
+    /// finishes. A request dropped before it finishes (an outer layer gave up on it) is
+    /// not recorded here.
+    #[derive(Debug)]
+    pub struct ResponseFuture<F> {
+        #[pin]
+        inner: F,
+        handles: Arc<Handles>,
+        operation: &'static str,
+        start: Instant,
+    }
+}
+
+impl<F> ResponseFuture<F> {
+    pub(crate) fn new(
+        inner: F,
+        handles: Arc<Handles>,
+        operation: &'static str,
+        start: Instant,
+    ) -> Self {
+        Self {
+            inner,
+            handles,
+            operation,
+            start,
+        }
+    }
+}
+
+impl<F, T, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<T, E>>,
+    E: Into<BoxError>,
+{
+    type Output = Result<T, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let result = ready!(this.inner.poll(cx)).map_err(Into::into);
+        let outcome = match &result {
+            Ok(_) => RequestOutcome::Ok,
+            Err(err) => RequestOutcome::of_error(&**err),
+        };
+        this.handles
+            .record(this.operation, outcome, this.start.elapsed());
+        Poll::Ready(result)
+    }
+}

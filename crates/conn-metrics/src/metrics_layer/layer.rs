@@ -1,0 +1,70 @@
+use std::{fmt, sync::Arc};
+
+use tower::Layer;
+
+use super::{Handles, Metrics};
+use crate::registry::HeloMetrics;
+
+/// Counts and times every request to one encoder: `helo_requests_total{encoder_id,
+/// operation, outcome}` and `helo_request_duration_seconds{encoder_id, operation}`.
+///
+/// The operation comes from [`HeloRequest::operation`](helo_transport::HeloRequest::operation);
+/// the outcome is `ok`, or `unsupported` for a parameter the device does not know, or
+/// the error's [`ErrorClass`](helo_transport::ErrorClass) (`connection`, `timeout`,
+/// `other` — a thermal layer's overload rejection counts as `other`). Placed outside a
+/// `Timeout` layer, it counts that layer's expiries as `timeout`.
+///
+/// Build one layer per encoder; its label handles are resolved here, once, so that
+/// recording costs no allocation or hashing per request. Every operation × outcome
+/// series is therefore exported from the start, at 0. After
+/// [`HeloMetrics::remove_encoder`] a layer built before keeps counting into series
+/// that are no longer exported: build a new one when the encoder comes back.
+///
+/// ```
+/// use conn_metrics::{HeloMetrics, MetricsLayer};
+/// use helo_transport::{HeloError, HeloRequest, HeloResponse};
+/// use tower::{service_fn, ServiceBuilder, ServiceExt};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), tower::BoxError> {
+/// let metrics = HeloMetrics::new()?;
+/// let device = service_fn(|_req: HeloRequest| async { Ok::<_, HeloError>(HeloResponse::LoggedIn) });
+/// let stack = ServiceBuilder::new()
+///     .layer(MetricsLayer::new(&metrics, "studio-a"))
+///     .service(device);
+///
+/// stack.oneshot(HeloRequest::Login).await?;
+/// assert!(metrics.gather_text().contains(
+///     r#"helo_requests_total{encoder_id="studio-a",operation="login",outcome="ok"} 1"#
+/// ));
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct MetricsLayer {
+    handles: Arc<Handles>,
+}
+
+impl MetricsLayer {
+    /// A layer recording into `metrics` under `encoder_id = encoder`.
+    pub fn new(metrics: &HeloMetrics, encoder: impl fmt::Display) -> Self {
+        Self {
+            handles: Arc::new(Handles::new(metrics, encoder)),
+        }
+    }
+}
+
+impl<S> Layer<S> for MetricsLayer {
+    type Service = Metrics<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Metrics::from_handles(inner, Arc::clone(&self.handles))
+    }
+}
+
+impl fmt::Debug for MetricsLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MetricsLayer")
+            .field("encoder", &self.handles.encoder)
+            .finish()
+    }
+}

@@ -1,0 +1,169 @@
+//! [`HeloMetrics`]: the one registry and every family of the fleet.
+
+use std::{fmt, sync::Arc};
+
+use prometheus::{Registry, TextEncoder};
+
+use crate::{
+    device::{DeviceFamilies, DeviceMetrics},
+    error::MetricsError,
+    family::EncoderSeries,
+    health::{ConnectionHealthMetrics, HealthFamilies},
+    requests::{RequestFamilies, RequestMetrics},
+    thermal::{ConnectionThermalMetrics, ThermalFamilies},
+    warmup::{ConnectionWarmupMetrics, WarmupFamilies},
+};
+
+/// Every HELO metric family, registered once in one [`Registry`].
+///
+/// Cheap to clone (an `Arc` inside); hand clones, or the typed handles from
+/// [`health`](Self::health), [`thermal`](Self::thermal), [`warmup`](Self::warmup),
+/// [`requests`](Self::requests) and [`device`](Self::device), to whoever records.
+/// The process-wide default registry of the `prometheus` crate is never used.
+///
+/// Series are created on first use and live until [`remove_connection`] or
+/// [`remove_encoder`] drops them, so cardinality follows the live fleet. A handle
+/// (`Gauge`, `IntCounter` …) taken before its series was removed keeps working but is
+/// no longer exported; take a fresh one after an encoder comes back.
+///
+/// [`remove_connection`]: Self::remove_connection
+/// [`remove_encoder`]: Self::remove_encoder
+#[derive(Clone)]
+pub struct HeloMetrics {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    registry: Registry,
+    pub(crate) health: HealthFamilies,
+    pub(crate) thermal: ThermalFamilies,
+    pub(crate) warmup: WarmupFamilies,
+    pub(crate) requests: RequestFamilies,
+    pub(crate) device: DeviceFamilies,
+}
+
+impl HeloMetrics {
+    /// The `Content-Type` of [`gather_text`](Self::gather_text): text format 0.0.4.
+    pub const CONTENT_TYPE: &'static str = prometheus::TEXT_FORMAT;
+
+    /// All families in a fresh registry of their own.
+    ///
+    /// Cannot fail in practice (the names are fixed and the registry is empty; a test
+    /// proves it), but registration is fallible in the `prometheus` API and this crate
+    /// does not panic, so the `Result` stays.
+    pub fn new() -> Result<Self, MetricsError> {
+        Self::with_registry(Registry::new())
+    }
+
+    /// All families, registered in `registry` (which may hold other collectors).
+    ///
+    /// Fails if `registry` already holds a family of one of these names, e.g. a
+    /// second `HeloMetrics` on the same registry: clone the first one instead.
+    pub fn with_registry(registry: Registry) -> Result<Self, MetricsError> {
+        let inner = Inner {
+            health: HealthFamilies::register(&registry)?,
+            thermal: ThermalFamilies::register(&registry)?,
+            warmup: WarmupFamilies::register(&registry)?,
+            requests: RequestFamilies::register(&registry)?,
+            device: DeviceFamilies::register(&registry)?,
+            registry,
+        };
+        Ok(Self {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// The registry the families live in.
+    pub fn registry(&self) -> &Registry {
+        &self.inner.registry
+    }
+
+    /// Everything in the registry, in the Prometheus text format 0.0.4.
+    ///
+    /// Each family is encoded on its own, so a foreign collector that cannot be
+    /// encoded costs only its own family, never the scrape.
+    pub fn gather_text(&self) -> String {
+        let encoder = TextEncoder::new();
+        let mut text = String::new();
+        for family in self.inner.registry.gather() {
+            let mut one = String::new();
+            if encoder
+                .encode_utf8(std::slice::from_ref(&family), &mut one)
+                .is_ok()
+            {
+                text.push_str(&one);
+            }
+        }
+        text
+    }
+
+    /// Health score and health checks.
+    pub fn health(&self) -> ConnectionHealthMetrics {
+        ConnectionHealthMetrics::new(self.clone())
+    }
+
+    /// Connection temperature and load, cooling events and their duration.
+    pub fn thermal(&self) -> ConnectionThermalMetrics {
+        ConnectionThermalMetrics::new(self.clone())
+    }
+
+    /// Warm-up attempts, successes, durations and warm pool sizes.
+    pub fn warmup(&self) -> ConnectionWarmupMetrics {
+        ConnectionWarmupMetrics::new(self.clone())
+    }
+
+    /// Requests by operation and outcome, and their duration.
+    pub fn requests(&self) -> RequestMetrics {
+        RequestMetrics::new(self.clone())
+    }
+
+    /// Device temperature, replicator states, recovery actions and `up`.
+    pub fn device(&self) -> DeviceMetrics {
+        DeviceMetrics::new(self.clone())
+    }
+
+    /// Drops the series of a retired connection (`helo_connection_health` and
+    /// `helo_connection_temperature`); returns how many there were.
+    pub fn remove_connection(&self, encoder: impl fmt::Display, conn: impl fmt::Display) -> usize {
+        let (encoder, conn) = (encoder.to_string(), conn.to_string());
+        let is_conn = |values: &[Box<str>; 1]| *values[0] == *conn;
+        self.inner.health.score.remove_if(&encoder, is_conn)
+            + self.inner.thermal.temperature.remove_if(&encoder, is_conn)
+    }
+
+    /// Drops every series carrying `encoder_id = encoder`, in every family, with every
+    /// label combination it used; returns how many there were.
+    pub fn remove_encoder(&self, encoder: impl fmt::Display) -> usize {
+        let encoder = encoder.to_string();
+        self.inner
+            .families()
+            .iter()
+            .map(|family| family.remove_encoder(&encoder))
+            .sum()
+    }
+
+    pub(crate) fn inner(&self) -> &Inner {
+        &self.inner
+    }
+}
+
+impl Inner {
+    fn families(&self) -> Vec<&dyn EncoderSeries> {
+        let mut all: Vec<&dyn EncoderSeries> = Vec::with_capacity(18);
+        all.extend(self.health.all());
+        all.extend(self.thermal.all());
+        all.extend(self.warmup.all());
+        all.extend(self.requests.all());
+        all.extend(self.device.all());
+        all
+    }
+}
+
+impl fmt::Debug for HeloMetrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<_> = self.inner.families().iter().map(|f| f.name()).collect();
+        f.debug_struct("HeloMetrics")
+            .field("families", &names)
+            .finish_non_exhaustive()
+    }
+}
