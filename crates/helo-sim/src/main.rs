@@ -1,1 +1,236 @@
-fn main() {}
+//! `helo-sim`: serve simulated AJA HELO encoders on consecutive ports until Ctrl-C.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use helo_sim::{Faults, SimConfig, SimFleet};
+
+/// Simulated AJA HELO encoders speaking the HELO REST protocol.
+///
+/// Prints one line per encoder (`encoder-1 http://127.0.0.1:18080`) and serves until
+/// Ctrl-C or SIGTERM. Faults can also be changed at run time with
+/// `POST /sim/faults` on each encoder's port.
+#[derive(Debug, Parser)]
+#[command(name = "helo-sim", version)]
+struct Cli {
+    /// Address of the first encoder; the others follow on consecutive ports (port 0:
+    /// each gets a free port).
+    #[arg(long, default_value = "127.0.0.1:18080")]
+    listen: SocketAddr,
+    /// Number of encoders.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=65_535))]
+    encoders: u32,
+    /// Require a login with this password.
+    #[arg(long)]
+    password: Option<String>,
+    /// Device name; with several encoders `-N` is appended.
+    #[arg(long, default_value = "HELO")]
+    sys_name: String,
+
+    /// Replicator command to state change, ms.
+    #[arg(long)]
+    transition_ms: Option<u64>,
+    /// Preset recall duration, ms.
+    #[arg(long)]
+    recall_ms: Option<u64>,
+    /// Login session lifetime, s.
+    #[arg(long)]
+    session_ttl_s: Option<u64>,
+    /// Long-poll hold time of wait_for_config_events, ms.
+    #[arg(long)]
+    event_hold_ms: Option<u64>,
+    /// Unused event connection ids expire after this, s.
+    #[arg(long)]
+    event_expiry_s: Option<u64>,
+    /// Reboot downtime, ms.
+    #[arg(long)]
+    reboot_ms: Option<u64>,
+    /// During a reboot answer 503 + Retry-After instead of refusing connections.
+    #[arg(long)]
+    reboot_503: bool,
+    /// Start with eParamID_AutoRecoverStreaming = 1.
+    #[arg(long)]
+    auto_recover: bool,
+    /// Chance (0-1) that a running stream fails in each --stream-fail-tick-ms.
+    #[arg(long)]
+    stream_fail_chance: Option<f64>,
+    /// Tick for --stream-fail-chance, ms.
+    #[arg(long)]
+    stream_fail_tick_ms: Option<u64>,
+    /// Every stream fails this long after it starts, ms.
+    #[arg(long)]
+    stream_fail_after_ms: Option<u64>,
+    /// Presets (1-20) whose recall reports "Preset Empty" (comma separated).
+    #[arg(long, value_delimiter = ',')]
+    empty_presets: Vec<u8>,
+    /// Parameters this model lacks, e.g. eParamID_Temperature (comma separated).
+    #[arg(long, value_delimiter = ',')]
+    unsupported: Vec<String>,
+    /// Answer 400 to event connections so clients poll.
+    #[arg(long)]
+    no_events: bool,
+    /// Seed for stream failures and tokens (device i uses seed + i).
+    #[arg(long)]
+    seed: Option<u64>,
+
+    #[command(flatten)]
+    faults: FaultArgs,
+}
+
+/// Faults active from the start (see `helo_sim::Faults`).
+#[derive(Debug, clap::Args)]
+struct FaultArgs {
+    /// Extra delay before every answer, ms.
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
+    /// Read requests, never answer.
+    #[arg(long)]
+    hang: bool,
+    /// Reset connections as soon as a request arrives.
+    #[arg(long)]
+    refuse: bool,
+    /// Send half an answer, then reset.
+    #[arg(long)]
+    reset: bool,
+    /// Answer 500.
+    #[arg(long)]
+    error_500: bool,
+    /// Answer 503 with Retry-After: --retry-after-s.
+    #[arg(long)]
+    unavailable_503: bool,
+    /// Retry-After seconds for --unavailable-503.
+    #[arg(long, default_value_t = 1)]
+    retry_after_s: u64,
+    /// Answer 200 with invalid JSON.
+    #[arg(long)]
+    malformed_json: bool,
+    /// Announce more Content-Length than sent, then close.
+    #[arg(long)]
+    truncated_json: bool,
+    /// Answer 200 with a JSON body of this many bytes.
+    #[arg(long, default_value_t = 0)]
+    oversized_body_bytes: u64,
+    /// Every stream start fails (eRRSFailingInStream).
+    #[arg(long)]
+    stream_start_fails: bool,
+    /// Fraction (0-1) of requests the faults apply to.
+    #[arg(long, default_value_t = 1.0)]
+    fault_probability: f64,
+}
+
+impl FaultArgs {
+    fn faults(&self) -> Faults {
+        Faults {
+            latency_ms: self.latency_ms,
+            hang: self.hang,
+            refuse: self.refuse,
+            reset: self.reset,
+            error_500: self.error_500,
+            unavailable_503: self.unavailable_503,
+            retry_after_s: self.retry_after_s,
+            malformed_json: self.malformed_json,
+            truncated_json: self.truncated_json,
+            oversized_body_bytes: self.oversized_body_bytes,
+            stream_start_fails: self.stream_start_fails,
+            probability: self.fault_probability,
+        }
+    }
+}
+
+impl Cli {
+    fn config(&self, index: usize) -> SimConfig {
+        let d = SimConfig::default();
+        let ms = Duration::from_millis;
+        let s = Duration::from_secs;
+        SimConfig {
+            password: self.password.clone(),
+            sys_name: if self.encoders > 1 {
+                format!("{}-{}", self.sys_name, index + 1)
+            } else {
+                self.sys_name.clone()
+            },
+            transition_delay: self.transition_ms.map_or(d.transition_delay, ms),
+            recall_delay: self.recall_ms.map_or(d.recall_delay, ms),
+            session_ttl: self.session_ttl_s.map_or(d.session_ttl, s),
+            event_hold: self.event_hold_ms.map_or(d.event_hold, ms),
+            event_expiry: self.event_expiry_s.map_or(d.event_expiry, s),
+            reboot_downtime: self.reboot_ms.map_or(d.reboot_downtime, ms),
+            reboot_answers_503: self.reboot_503,
+            auto_recover_streaming: self.auto_recover,
+            stream_fail_chance: self.stream_fail_chance.unwrap_or(d.stream_fail_chance),
+            stream_fail_tick: self.stream_fail_tick_ms.map_or(d.stream_fail_tick, ms),
+            stream_fail_after: self.stream_fail_after_ms.map(ms),
+            empty_presets: self.empty_presets.iter().copied().collect::<BTreeSet<_>>(),
+            unsupported_params: self.unsupported.iter().cloned().collect(),
+            events_supported: !self.no_events,
+            rng_seed: self.seed.map(|seed| seed.wrapping_add(index as u64)),
+            faults: self.faults.faults(),
+            ..d
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    if let Err(e) = cli.config(0).validate() {
+        eprintln!("helo-sim: {e}");
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("helo-sim: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> ExitCode {
+    let fleet = match SimFleet::start(cli.listen, cli.encoders as usize, |i| cli.config(i)).await {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("helo-sim: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    {
+        let mut out = std::io::stdout().lock();
+        for (i, d) in fleet.devices().iter().enumerate() {
+            let _ = writeln!(out, "encoder-{} {}", i + 1, d.url());
+        }
+        let _ = out.flush();
+    }
+    wait_for_stop().await;
+    fleet.shutdown().await;
+    ExitCode::SUCCESS
+}
+
+async fn wait_for_stop() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
