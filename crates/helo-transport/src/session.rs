@@ -21,7 +21,9 @@ pub(crate) async fn perform<E: Exchange + ?Sized>(
     stats: &ConnectionStats,
 ) -> Result<HeloResponse, HeloError> {
     if matches!(req, HeloRequest::Login) {
-        login(device, ex).await?;
+        let _guard = device.login_lock().lock().await;
+        let cookie = login(device, ex).await?;
+        device.store_session(cookie);
         return Ok(HeloResponse::LoggedIn);
     }
     let has_password = device.config().password().is_some();
