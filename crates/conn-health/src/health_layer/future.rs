@@ -1,0 +1,60 @@
+use std::{
+    future::Future,
+    pin::Pin,
+    task::{ready, Context, Poll},
+};
+
+use helo_transport::{BoxError, ConnectionId};
+use pin_project_lite::pin_project;
+use tokio::time::Instant;
+
+use crate::{
+    passive::{PassiveStats, RequestOutcome},
+    status::EncoderId,
+};
+
+#[derive(Debug)]
+pub(super) struct Recorder {
+    pub(super) encoder: EncoderId,
+    pub(super) conn: ConnectionId,
+    pub(super) passive: PassiveStats,
+    pub(super) started: Instant,
+}
+
+pin_project! {
+    /// The future of [`Health`](super::Health): the inner future, recorded when it ends.
+    #[derive(Debug)]
+    pub struct ResponseFuture<F> {
+        #[pin]
+        inner: F,
+        record: Option<Recorder>,
+    }
+}
+
+impl<F> ResponseFuture<F> {
+    pub(super) fn new(inner: F, record: Option<Recorder>) -> Self {
+        Self { inner, record }
+    }
+}
+
+impl<F, T, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<T, E>>,
+    E: Into<BoxError>,
+{
+    type Output = Result<T, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let result = ready!(this.inner.poll(cx)).map_err(Into::into);
+        if let Some(r) = this.record.take() {
+            let outcome = match &result {
+                Ok(_) => RequestOutcome::Success,
+                Err(e) => RequestOutcome::of_error(e.as_ref()),
+            };
+            r.passive
+                .record(&r.encoder, r.conn, r.started.elapsed(), outcome);
+        }
+        Poll::Ready(result)
+    }
+}

@@ -1,0 +1,232 @@
+//! The mirror's task: connect, subscribe, seed, long-poll; reconnect with backoff.
+
+use std::{error::Error as StdError, future::Future, sync::Arc};
+
+use helo_transport::{
+    BoxError, ConfigEvent, ErrorClass, HeloClientExt, HeloError, HeloRequest, HeloResponse,
+};
+use tokio::{sync::watch, time::Instant};
+use tower::Service;
+
+use super::{
+    backoff::Backoff,
+    state::{DeviceState, MirrorStatus, MIRRORED},
+    MirrorConfig,
+};
+use crate::{observer::HealthObserver, status::EncoderId};
+
+/// The watch sender and the observer, shared by the task and its handle.
+pub(super) struct Publisher {
+    pub(super) encoder: EncoderId,
+    pub(super) tx: watch::Sender<DeviceState>,
+    pub(super) observer: Arc<dyn HealthObserver>,
+}
+
+impl Publisher {
+    /// Changes the state; `f` answers whether receivers should hear of it.
+    fn update(&self, f: impl FnOnce(&mut DeviceState) -> bool) {
+        if self.tx.send_if_modified(f) {
+            self.observer.device_state(&self.encoder, &self.tx.borrow());
+        }
+    }
+
+    fn status(&self, status: MirrorStatus, error: Option<ErrorClass>) {
+        self.update(|s| {
+            let changed = s.status != status || s.last_error != error;
+            s.status = status;
+            s.last_error = error;
+            changed
+        });
+    }
+
+    pub(super) fn stopped(&self) {
+        self.status(MirrorStatus::Stopped, None);
+    }
+}
+
+/// How one connection's session ended.
+enum Ended {
+    /// The device answered `connect` with an error: no event API.
+    Unsupported(BoxError),
+    /// The connection broke or timed out.
+    Broken(BoxError),
+}
+
+pub(super) async fn run<C, Fut, S>(connect: C, cfg: MirrorConfig, out: Arc<Publisher>)
+where
+    C: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<S, HeloError>> + Send + 'static,
+    S: Service<HeloRequest, Response = HeloResponse> + Clone + Send + 'static,
+    S::Error: From<HeloError> + Into<BoxError> + Send,
+    S::Future: Send,
+{
+    let mut backoff = Backoff::new(cfg.backoff.clone());
+    loop {
+        let ended = match connect().await {
+            Ok(svc) => session(svc, &cfg, &out, &mut backoff).await,
+            Err(e) => Ended::Broken(Box::new(e)),
+        };
+        // The connection (if any) is dropped here: nothing holds a socket while waiting.
+        match ended {
+            Ended::Unsupported(e) => {
+                tracing::info!(encoder_id = %out.encoder, error = %e,
+                    "device has no event API; health checks will poll");
+                out.status(MirrorStatus::Unsupported, None);
+                backoff.reset();
+                tokio::time::sleep(cfg.reprobe_interval).await;
+            }
+            Ended::Broken(e) => {
+                let delay = backoff.next_delay();
+                tracing::debug!(encoder_id = %out.encoder, error = %e, ?delay,
+                    "event connection lost; reconnecting");
+                out.status(MirrorStatus::Reconnecting, Some(ErrorClass::of(e.as_ref())));
+                tokio::time::sleep(delay).await;
+            }
+        }
+    }
+}
+
+// Services are taken by value: a `&S` held across an await would need `S: Sync`,
+// which tower stacks (e.g. `BoxCloneService`) are not.
+
+/// Event connections on one connection, until it breaks. An expired event connection
+/// is opened again on the same connection.
+async fn session<S>(svc: S, cfg: &MirrorConfig, out: &Publisher, backoff: &mut Backoff) -> Ended
+where
+    S: Service<HeloRequest, Response = HeloResponse> + Clone + Send + 'static,
+    S::Error: From<HeloError> + Into<BoxError> + Send,
+    S::Future: Send,
+{
+    loop {
+        let sub = match svc
+            .send(HeloRequest::Connect {
+                legacy: cfg.legacy_connect,
+            })
+            .await
+            .map_err(Into::into)
+        {
+            Ok(HeloResponse::Connected(sub)) => sub,
+            Ok(other) => {
+                return Ended::Unsupported(
+                    format!("connect answered with a {} response", other.kind()).into(),
+                )
+            }
+            Err(e) if answered_with_error(e.as_ref()) => return Ended::Unsupported(e),
+            Err(e) => return Ended::Broken(e),
+        };
+        let connected_at = Instant::now();
+        out.update(|s| {
+            let mut changed = false;
+            for e in &sub.initial {
+                changed |= s.apply(e);
+            }
+            s.events += sub.initial.len() as u64;
+            s.last_contact = Some(connected_at);
+            changed
+        });
+        if let Err(e) = seed(svc.clone(), out).await {
+            return Ended::Broken(e);
+        }
+        out.status(MirrorStatus::Live, None);
+        out.update(|s| {
+            s.last_contact = Some(Instant::now());
+            false
+        });
+        let mut waits_ok = 0u64;
+        loop {
+            match svc
+                .wait_for_events(&sub.connection_id)
+                .await
+                .map_err(Into::into)
+            {
+                Ok(events) => {
+                    waits_ok += 1;
+                    backoff.reset();
+                    let now = Instant::now();
+                    out.update(|s| {
+                        let mut changed = false;
+                        for e in &events {
+                            changed |= s.apply(e);
+                        }
+                        s.events += events.len() as u64;
+                        s.last_contact = Some(now);
+                        changed
+                    });
+                }
+                // The id expired (or the device forgot it): subscribe again.
+                Err(e) if answered_with_error(e.as_ref()) => {
+                    tracing::debug!(encoder_id = %out.encoder, error = %e,
+                        "event connection expired; connecting again");
+                    break;
+                }
+                Err(e) => return Ended::Broken(e),
+            }
+        }
+        if waits_ok == 0 {
+            // A device that takes the connect but refuses every wait must not be
+            // hammered in a tight loop.
+            tokio::time::sleep(backoff.next_delay()).await;
+        }
+    }
+}
+
+/// Polls the kept parameters once; a missing parameter is marked unsupported, a
+/// broken connection ends the session.
+async fn seed<S>(svc: S, out: &Publisher) -> Result<(), BoxError>
+where
+    S: Service<HeloRequest, Response = HeloResponse> + Clone + Send + 'static,
+    S::Error: From<HeloError> + Into<BoxError> + Send,
+    S::Future: Send,
+{
+    for name in MIRRORED {
+        match svc.get_param(name).await.map_err(Into::into) {
+            Ok(p) => {
+                let event = ConfigEvent {
+                    param_id: name.to_string(),
+                    param_type: None,
+                    int_value: p.as_i64().ok(),
+                    str_value: Some(p.value.clone()),
+                    last_config_update: None,
+                };
+                out.update(|s| s.apply(&event));
+            }
+            Err(e) if is_unsupported(e.as_ref()) => out.update(|s| {
+                let before = s.clone();
+                s.mark_unsupported(name);
+                *s != before
+            }),
+            Err(e) if answered_with_error(e.as_ref()) => {
+                tracing::debug!(encoder_id = %out.encoder, param = name, error = %e,
+                    "cannot seed mirrored parameter");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+fn find_helo<'a>(err: &'a (dyn StdError + 'static)) -> Option<&'a HeloError> {
+    let mut cur: Option<&(dyn StdError + 'static)> = Some(err);
+    while let Some(e) = cur {
+        if let Some(h) = e.downcast_ref::<HeloError>() {
+            return Some(h);
+        }
+        cur = e.source();
+    }
+    None
+}
+
+fn is_unsupported(err: &(dyn StdError + 'static)) -> bool {
+    find_helo(err).is_some_and(HeloError::is_unsupported)
+}
+
+/// The device answered, with an error: the request is not possible on this device
+/// (as opposed to the device not answering, or refusing our credentials).
+fn answered_with_error(err: &(dyn StdError + 'static)) -> bool {
+    find_helo(err).is_some_and(|h| {
+        h.is_rejected()
+            || h.is_unsupported()
+            || h.is_protocol()
+            || matches!(h, HeloError::Status { .. })
+    })
+}

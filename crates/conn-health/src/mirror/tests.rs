@@ -1,0 +1,244 @@
+use std::{
+    sync::{
+        atomic::{AtomicU32, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
+
+use helo_transport::{names, ErrorClass, HeloError, RecordState, StreamState};
+use tokio::time::Instant;
+
+use super::*;
+use crate::{observer::MockHealthObserver, testing::FakeDevice, NoopHealthObserver};
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn config() -> MirrorConfig {
+    MirrorConfig {
+        backoff: BackoffConfig {
+            initial: ms(100),
+            max: ms(1000),
+            jitter: 0.0,
+        },
+        reprobe_interval: Duration::from_secs(60),
+        legacy_connect: false,
+    }
+}
+
+fn mirror_of(dev: &Arc<FakeDevice>, cfg: MirrorConfig) -> DeviceStateMirror {
+    let d = dev.clone();
+    DeviceStateMirror::spawn(
+        dev.name.clone(),
+        move || {
+            let svc = d.service();
+            async move { Ok::<_, HeloError>(svc) }
+        },
+        cfg,
+        Arc::new(NoopHealthObserver),
+    )
+    .unwrap()
+}
+
+async fn wait_for(
+    rx: &mut tokio::sync::watch::Receiver<DeviceState>,
+    within: Duration,
+    what: impl Fn(&DeviceState) -> bool,
+) -> DeviceState {
+    tokio::time::timeout(within, rx.wait_for(|s| what(s)))
+        .await
+        .expect("state not reached in time")
+        .expect("mirror dropped")
+        .clone()
+}
+
+#[tokio::test(start_paused = true)]
+async fn goes_live_seeded_and_follows_events_without_polling() {
+    let dev = FakeDevice::new();
+    let mirror = mirror_of(&dev, config());
+    let mut rx = mirror.subscribe();
+    let s = wait_for(&mut rx, ms(500), DeviceState::is_live).await;
+    assert_eq!(s.stream_state, Reading::Known(StreamState::Idle));
+    assert_eq!(s.record_state, Reading::Known(RecordState::Idle));
+    assert_eq!(s.temperature, Reading::Known(45.0));
+    assert_eq!(s.media_available, Reading::Known(90));
+    assert_eq!(s.system_state, Reading::Known(4));
+    assert_eq!(s.link_errors, Reading::Known(0));
+    assert_eq!(s.auto_recover_streaming, Reading::Known(false));
+    assert!(s.is_fresh(Duration::from_secs(1)));
+    let gets = dev.gets();
+    assert_eq!(gets, 7, "one seeding poll per kept parameter");
+
+    let t0 = Instant::now();
+    dev.set(names::STREAM_STATE, 4);
+    let s = wait_for(&mut rx, ms(100), |s| {
+        s.stream_state == Reading::Known(StreamState::FailingInStream)
+    })
+    .await;
+    assert!(t0.elapsed() < ms(100));
+    assert_eq!(s.events, 1);
+    assert_eq!(dev.gets(), gets, "the change came by event, not by polling");
+
+    // An empty long poll after the hold keeps the mirror fresh.
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    assert!(mirror.state().is_fresh(Duration::from_secs(60)));
+    assert_eq!(dev.gets(), gets);
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_event_api_means_unsupported_and_rare_reprobes() {
+    let dev = FakeDevice::new();
+    dev.state().events_supported = false;
+    let mirror = mirror_of(&dev, config());
+    let mut rx = mirror.subscribe();
+    let s = wait_for(&mut rx, ms(500), |s| s.status == MirrorStatus::Unsupported).await;
+    assert_eq!(s.last_error, None, "not an error, only a missing feature");
+    assert!(!s.is_fresh(Duration::from_secs(60)));
+    assert_eq!(dev.connects(), 1);
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert_eq!(dev.connects(), 1, "no probe before reprobe_interval");
+    tokio::time::sleep(Duration::from_secs(31)).await;
+    assert_eq!(dev.connects(), 2);
+
+    // The firmware gained events: the next probe goes live.
+    dev.state().events_supported = true;
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert!(mirror.state().is_live());
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_expired_event_connection_is_opened_again() {
+    let dev = FakeDevice::new();
+    let mirror = mirror_of(&dev, config());
+    let mut rx = mirror.subscribe();
+    wait_for(&mut rx, ms(500), DeviceState::is_live).await;
+    assert_eq!(dev.connects(), 1);
+    dev.expire();
+    tokio::time::sleep(ms(200)).await;
+    assert_eq!(dev.connects(), 2);
+    assert!(mirror.state().is_live());
+    dev.set(names::RECORD_STATE, 2);
+    wait_for(&mut rx, ms(100), |s| {
+        s.record_state == Reading::Known(RecordState::Recording)
+    })
+    .await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn failed_connects_back_off_exponentially_up_to_the_cap() {
+    let dev = FakeDevice::new();
+    let attempts = Arc::new(AtomicU32::new(0));
+    let times = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let start = Instant::now();
+    let mirror = {
+        let (dev, attempts, times) = (dev.clone(), attempts.clone(), times.clone());
+        DeviceStateMirror::spawn(
+            dev.name.clone(),
+            move || {
+                let n = attempts.fetch_add(1, Ordering::SeqCst);
+                times.lock().unwrap().push(start.elapsed());
+                let dev = dev.clone();
+                async move {
+                    if n < 6 {
+                        Err(HeloError::Connect {
+                            device: dev.name.clone(),
+                            request: "connect".into(),
+                            source: "refused".into(),
+                        })
+                    } else {
+                        Ok(dev.service())
+                    }
+                }
+            },
+            config(),
+            Arc::new(NoopHealthObserver),
+        )
+        .unwrap()
+    };
+    let mut rx = mirror.subscribe();
+    let s = wait_for(&mut rx, ms(50), |s| s.status == MirrorStatus::Reconnecting).await;
+    assert_eq!(s.last_error, Some(ErrorClass::Connection));
+    wait_for(&mut rx, Duration::from_secs(5), DeviceState::is_live).await;
+    let times = times.lock().unwrap().clone();
+    let gaps: Vec<u64> = times
+        .windows(2)
+        .map(|w| (w[1] - w[0]).as_millis() as u64)
+        .collect();
+    assert_eq!(gaps, [100, 200, 400, 800, 1000, 1000]);
+    assert_eq!(mirror.state().last_error, None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn stop_ends_the_task_and_says_stopped() {
+    let dev = FakeDevice::new();
+    let mut observer = MockHealthObserver::new();
+    observer.expect_device_state().returning(|_, _| ());
+    let mirror = {
+        let d = dev.clone();
+        DeviceStateMirror::spawn(
+            dev.name.clone(),
+            move || {
+                let svc = d.service();
+                async move { Ok::<_, HeloError>(svc) }
+            },
+            config(),
+            Arc::new(observer),
+        )
+        .unwrap()
+    };
+    let mut rx = mirror.subscribe();
+    wait_for(&mut rx, ms(500), DeviceState::is_live).await;
+    mirror.stop().await;
+    assert_eq!(rx.borrow().status, MirrorStatus::Stopped);
+    let waits = dev.state().waits;
+    dev.expire();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(dev.connects(), 1, "a stopped mirror does not reconnect");
+    assert_eq!(dev.state().waits, waits);
+}
+
+#[tokio::test(start_paused = true)]
+async fn observer_hears_every_published_state() {
+    let dev = FakeDevice::new();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut observer = MockHealthObserver::new();
+    {
+        let seen = seen.clone();
+        observer
+            .expect_device_state()
+            .returning(move |enc, s| seen.lock().unwrap().push((enc.clone(), s.clone())));
+    }
+    let d = dev.clone();
+    let mirror = DeviceStateMirror::spawn(
+        dev.name.clone(),
+        move || {
+            let svc = d.service();
+            async move { Ok::<_, HeloError>(svc) }
+        },
+        config(),
+        Arc::new(observer),
+    )
+    .unwrap();
+    let mut rx = mirror.subscribe();
+    wait_for(&mut rx, ms(500), DeviceState::is_live).await;
+    dev.set(names::TEMPERATURE, 61);
+    wait_for(&mut rx, ms(100), |s| s.temperature == Reading::Known(61.0)).await;
+    let seen = seen.lock().unwrap();
+    assert!(seen.iter().all(|(e, _)| e == &dev.name));
+    assert!(seen.iter().any(|(_, s)| s.is_live()));
+    assert_eq!(
+        seen.last().map(|(_, s)| s.temperature),
+        Some(Reading::Known(61.0))
+    );
+}
+
+#[test]
+fn invalid_config_is_refused() {
+    let cfg = MirrorConfig {
+        reprobe_interval: Duration::ZERO,
+        ..MirrorConfig::default()
+    };
+    assert!(cfg.validate().unwrap_err().is_invalid_config());
+}

@@ -1,0 +1,71 @@
+//! How the checker reads connection temperatures: a trait, so this crate does not
+//! depend on the thermal manager's crate.
+
+use std::sync::Arc;
+
+use helo_transport::ConnectionId;
+
+use crate::status::EncoderId;
+
+/// Connection temperatures, 0–100, as the thermal manager keeps them.
+///
+/// `conn_core::ConnectionThermalManager` is the implementation used in production
+/// (see the end of this file); tests use `MockThermalReadings` (feature `test-util`)
+/// or a small stub.
+#[cfg_attr(any(test, feature = "test-util"), mockall::automock)]
+pub trait ThermalReadings: Send + Sync + 'static {
+    /// The temperature of one connection, 0–100; `None` when the manager does not
+    /// know the connection (then `thermal_status` is unknown, not failed).
+    fn temperature(&self, encoder: &EncoderId, conn: ConnectionId) -> Option<f64>;
+
+    /// The temperature from which a connection counts as hot (default 80).
+    fn temperature_high(&self) -> f64 {
+        80.0
+    }
+}
+
+impl<T: ThermalReadings + ?Sized> ThermalReadings for Arc<T> {
+    fn temperature(&self, encoder: &EncoderId, conn: ConnectionId) -> Option<f64> {
+        (**self).temperature(encoder, conn)
+    }
+
+    fn temperature_high(&self) -> f64 {
+        (**self).temperature_high()
+    }
+}
+
+impl<T: ThermalReadings + ?Sized> ThermalReadings for Box<T> {
+    fn temperature(&self, encoder: &EncoderId, conn: ConnectionId) -> Option<f64> {
+        (**self).temperature(encoder, conn)
+    }
+
+    fn temperature_high(&self) -> f64 {
+        (**self).temperature_high()
+    }
+}
+
+/// No thermal manager: `thermal_status` is always unknown and leaves the score.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoThermalReadings;
+
+impl ThermalReadings for NoThermalReadings {
+    fn temperature(&self, _: &EncoderId, _: ConnectionId) -> Option<f64> {
+        None
+    }
+}
+
+// === impl ThermalReadings for conn_core::ConnectionThermalManager ===
+//
+// Enable together with an optional `conn-core` dependency and feature in Cargo.toml:
+//
+// #[cfg(feature = "conn-core")]
+// impl ThermalReadings for conn_core::ConnectionThermalManager {
+//     fn temperature(&self, encoder: &EncoderId, conn: ConnectionId) -> Option<f64> {
+//         conn_core::ConnectionThermalManager::temperature(self, encoder, conn)
+//     }
+//
+//     fn temperature_high(&self) -> f64 {
+//         // The manager's configured "hot" threshold, when it exposes one.
+//         80.0
+//     }
+// }
