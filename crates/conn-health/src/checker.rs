@@ -26,7 +26,7 @@ use crate::{
     mirror::{DeviceState, Reading},
     observer::{HealthObserver, NoopHealthObserver},
     passive::{PassiveStats, RequestOutcome},
-    status::{CheckKind, CheckResult, CheckSource, EncoderId, HealthStatus},
+    status::{CheckKind, CheckResult, CheckSource, DeviceReadings, EncoderId, HealthStatus},
     thermal::ThermalReadings,
 };
 
@@ -121,6 +121,7 @@ impl HealthCheckerBuilder {
 struct Notes {
     unsupported: Mutex<Vec<&'static str>>,
     link_errors: Mutex<Option<i64>>,
+    readings: Mutex<DeviceReadings>,
 }
 
 /// The probe's answer, shared by the checks that need it.
@@ -417,6 +418,13 @@ impl ConnectionHealthChecker {
                 if let Read::Value(n) = link_errors {
                     *lock(&ctx.notes.link_errors) = Some(n);
                 }
+                {
+                    let mut r = lock(&ctx.notes.readings);
+                    r.temperature = read_value(&device_temp);
+                    r.media_available = read_value(&media);
+                    r.system_state = read_value(&system_state);
+                    r.link_errors = read_value(&link_errors);
+                }
                 let input = ResourceInputs {
                     device_temp,
                     media_available: map_read(media, |m| m as f64),
@@ -444,6 +452,7 @@ impl ConnectionHealthChecker {
                         async move { client.stream_state().await.map(|s| s.value()) },
                     )
                     .await;
+                lock(&ctx.notes.readings).stream_state = read_value(&read);
                 let eval =
                     checks::replicator(Replicator::Stream, &read, expectations.expect_streaming);
                 (eval, source_of(from_mirror))
@@ -461,6 +470,7 @@ impl ConnectionHealthChecker {
                         async move { client.record_state().await.map(|s| s.value()) },
                     )
                     .await;
+                lock(&ctx.notes.readings).record_state = read_value(&read);
                 let eval =
                     checks::replicator(Replicator::Record, &read, expectations.expect_recording);
                 (eval, source_of(from_mirror))
@@ -490,7 +500,9 @@ impl ConnectionHealthChecker {
             }
         }
 
-        let status = HealthStatus::new(encoder.clone(), conn, results, &cfg.scoring);
+        let readings = *lock(&notes.readings);
+        let status =
+            HealthStatus::new(encoder.clone(), conn, results, &cfg.scoring).with_readings(readings);
         let took = started.elapsed();
         tracing::debug!(
             encoder_id = %encoder,
@@ -588,6 +600,13 @@ fn to_failed_read<T>(e: BoxError) -> Read<T> {
             detail: e.to_string(),
             class: ErrorClass::of(e.as_ref()),
         },
+    }
+}
+
+fn read_value<T: Copy>(r: &Read<T>) -> Option<T> {
+    match r {
+        Read::Value(v) => Some(*v),
+        _ => None,
     }
 }
 
@@ -701,6 +720,15 @@ mod tests {
             .all(|c| c.outcome == CheckOutcome::Ok));
         // Probe (system state) + stream + record + temperature + media + link errors.
         assert_eq!(dev.gets(), 6);
+        // What the checks saw is handed back, so callers need not ask again.
+        let seen = status.readings();
+        assert_eq!(seen.stream(), Some(helo_transport::StreamState::Idle));
+        assert_eq!(seen.record(), Some(helo_transport::RecordState::Idle));
+        assert_eq!(seen.temperature, Some(45.0));
+        assert_eq!(seen.media_available, Some(90));
+        assert_eq!(seen.system_state, Some(4));
+        assert_eq!(seen.link_errors, Some(0));
+        assert_eq!(status.to_json()["device"]["stream_state"], 1);
         assert_eq!(
             status.check(CheckKind::StreamingState).unwrap().source,
             CheckSource::Device

@@ -99,7 +99,8 @@ pub use self::{
     schedule::CheckSchedule,
     score::{Scoring, Thresholds, Weights},
     status::{
-        CheckKind, CheckOutcome, CheckResult, CheckSource, EncoderId, HealthLevel, HealthStatus,
+        CheckKind, CheckOutcome, CheckResult, CheckSource, DeviceReadings, EncoderId, HealthLevel,
+        HealthStatus,
     },
     thermal::{NoThermalReadings, ThermalReadings},
 };

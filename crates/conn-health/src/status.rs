@@ -5,7 +5,7 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use helo_transport::{ConnectionId, DeviceName, ErrorClass};
+use helo_transport::{ConnectionId, DeviceName, ErrorClass, RecordState, StreamState};
 use serde::{Serialize, Serializer};
 
 use crate::score::Scoring;
@@ -192,6 +192,38 @@ pub struct HealthStatus {
     #[serde(serialize_with = "ser_class")]
     error_class: Option<ErrorClass>,
     checks: Vec<CheckResult>,
+    device: DeviceReadings,
+}
+
+/// The device values a health check saw (from the mirror or by polling), so callers
+/// can act on them without asking the device again. `None`: not read, not supported,
+/// or the read failed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct DeviceReadings {
+    /// `eParamID_ReplicatorStreamState` as a number.
+    pub stream_state: Option<i64>,
+    /// `eParamID_ReplicatorRecordState` as a number.
+    pub record_state: Option<i64>,
+    /// `eParamID_Temperature` (°C).
+    pub temperature: Option<f64>,
+    /// `eParamID_CurrentMediaAvailable` (percent).
+    pub media_available: Option<i64>,
+    /// `eParamID_SystemState`.
+    pub system_state: Option<i64>,
+    /// `eParamID_LinkErrors`.
+    pub link_errors: Option<i64>,
+}
+
+impl DeviceReadings {
+    /// The stream state, keyed on its number.
+    pub fn stream(&self) -> Option<StreamState> {
+        self.stream_state.map(StreamState::from_value)
+    }
+
+    /// The record state, keyed on its number.
+    pub fn record(&self) -> Option<RecordState> {
+        self.record_state.map(RecordState::from_value)
+    }
 }
 
 impl HealthStatus {
@@ -219,7 +251,19 @@ impl HealthStatus {
             timestamp,
             error_class,
             checks,
+            device: DeviceReadings::default(),
         }
+    }
+
+    /// The same status carrying the device values the checks saw.
+    pub fn with_readings(mut self, readings: DeviceReadings) -> Self {
+        self.device = readings;
+        self
+    }
+
+    /// The device values the checks saw.
+    pub fn readings(&self) -> &DeviceReadings {
+        &self.device
     }
 
     /// The encoder.
