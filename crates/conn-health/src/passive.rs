@@ -23,6 +23,9 @@ pub enum RequestOutcome {
     Unsupported,
     /// Failed, with the error's class.
     Error(ErrorClass),
+    /// Refused by the thermal layer before it reached the device: says nothing about
+    /// the device, so passive windows do not record it.
+    Shed,
 }
 
 impl RequestOutcome {
@@ -34,6 +37,9 @@ impl RequestOutcome {
                 .is_some_and(HeloError::is_unsupported)
             {
                 return Self::Unsupported;
+            }
+            if e.is::<conn_core::Overloaded>() {
+                return Self::Shed;
             }
             cur = e.source();
         }
@@ -201,6 +207,9 @@ impl PassiveStats {
         latency: Duration,
         outcome: RequestOutcome,
     ) {
+        if outcome == RequestOutcome::Shed {
+            return;
+        }
         let now = Instant::now();
         let sample = Sample {
             at: now,

@@ -1,5 +1,5 @@
-//! How the checker reads connection temperatures: a trait, so this crate does not
-//! depend on the thermal manager's crate.
+//! How the checker reads connection temperatures: a trait, so checks can be tested
+//! with a stub and never reach into the thermal manager's internals.
 
 use std::sync::Arc;
 
@@ -10,7 +10,7 @@ use crate::status::EncoderId;
 /// Connection temperatures, 0–100, as the thermal manager keeps them.
 ///
 /// `conn_core::ConnectionThermalManager` is the implementation used in production
-/// (see the end of this file); tests use `MockThermalReadings` (feature `test-util`)
+/// (implemented at the end of this file); tests use `MockThermalReadings` (feature `test-util`)
 /// or a small stub.
 #[cfg_attr(any(test, feature = "test-util"), mockall::automock)]
 pub trait ThermalReadings: Send + Sync + 'static {
@@ -56,16 +56,13 @@ impl ThermalReadings for NoThermalReadings {
 
 // === impl ThermalReadings for conn_core::ConnectionThermalManager ===
 //
-// Enable together with an optional `conn-core` dependency and feature in Cargo.toml:
-//
-// #[cfg(feature = "conn-core")]
-// impl ThermalReadings for conn_core::ConnectionThermalManager {
-//     fn temperature(&self, encoder: &EncoderId, conn: ConnectionId) -> Option<f64> {
-//         conn_core::ConnectionThermalManager::temperature(self, encoder, conn)
-//     }
-//
-//     fn temperature_high(&self) -> f64 {
-//         // The manager's configured "hot" threshold, when it exposes one.
-//         80.0
-//     }
-// }
+/// The production reading: the thermal manager of `conn-core`.
+impl ThermalReadings for conn_core::ConnectionThermalManager {
+    fn temperature(&self, encoder: &EncoderId, conn: ConnectionId) -> Option<f64> {
+        conn_core::ConnectionThermalManager::temperature(self, encoder, conn)
+    }
+
+    fn temperature_high(&self) -> f64 {
+        self.config().temperature_high
+    }
+}

@@ -37,6 +37,7 @@ mod error;
 mod family;
 mod health;
 mod metrics_layer;
+mod observers;
 mod registry;
 mod requests;
 mod thermal;

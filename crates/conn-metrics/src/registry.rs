@@ -1,8 +1,11 @@
 //! [`HeloMetrics`]: the one registry and every family of the fleet.
 
-use std::{fmt, sync::Arc};
+use std::{
+    fmt,
+    sync::{Arc, OnceLock},
+};
 
-use prometheus::{Registry, TextEncoder};
+use prometheus::{Histogram, HistogramOpts, Registry, TextEncoder};
 
 use crate::{
     device::{DeviceFamilies, DeviceMetrics},
@@ -40,6 +43,8 @@ pub(crate) struct Inner {
     pub(crate) warmup: WarmupFamilies,
     pub(crate) requests: RequestFamilies,
     pub(crate) device: DeviceFamilies,
+    /// Registered on first use, so a registry of a library user stays as it was.
+    check_lateness: OnceLock<Option<Histogram>>,
 }
 
 impl HeloMetrics {
@@ -61,6 +66,7 @@ impl HeloMetrics {
     /// second `HeloMetrics` on the same registry: clone the first one instead.
     pub fn with_registry(registry: Registry) -> Result<Self, MetricsError> {
         let inner = Inner {
+            check_lateness: OnceLock::new(),
             health: HealthFamilies::register(&registry)?,
             thermal: ThermalFamilies::register(&registry)?,
             warmup: WarmupFamilies::register(&registry)?,
@@ -120,6 +126,30 @@ impl HeloMetrics {
     /// Device temperature, replicator states, recovery actions and `up`.
     pub fn device(&self) -> DeviceMetrics {
         DeviceMetrics::new(self.clone())
+    }
+
+    /// How late health checks start against their schedule (fleet-wide, no labels):
+    /// the supervisor's measure of keeping up with a large fleet. Registered on first
+    /// call; `None` only if a foreign collector already took the name.
+    pub fn check_lateness(&self) -> Option<Histogram> {
+        self.inner
+            .check_lateness
+            .get_or_init(|| {
+                let opts = HistogramOpts::new(
+                    "helo_health_check_lateness_seconds",
+                    "How late health checks start against their schedule, fleet-wide.",
+                )
+                .buckets(vec![
+                    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+                ]);
+                let histogram = Histogram::with_opts(opts).ok()?;
+                self.inner
+                    .registry
+                    .register(Box::new(histogram.clone()))
+                    .ok()?;
+                Some(histogram)
+            })
+            .clone()
     }
 
     /// Drops the series of a retired connection (`helo_connection_health` and

@@ -615,3 +615,23 @@ async fn promtool_accepts_the_text_without_warnings() {
     assert!(out.status.success(), "promtool failed: {said}");
     assert!(said.trim().is_empty(), "promtool warned: {said}");
 }
+
+#[test]
+fn check_lateness_appears_once_used() {
+    let metrics = HeloMetrics::new().unwrap();
+    assert!(!metrics
+        .gather_text()
+        .contains("helo_health_check_lateness_seconds"));
+    let h = metrics.check_lateness().unwrap();
+    h.observe(0.02);
+    metrics.check_lateness().unwrap().observe(0.2);
+    let text = metrics.gather_text();
+    assert!(
+        text.contains("helo_health_check_lateness_seconds_count 2"),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"helo_health_check_lateness_seconds_bucket{le="0.025"} 1"#),
+        "{text}"
+    );
+}

@@ -1,37 +1,185 @@
-//! The long-running commands: `run`, `demo`, `check`.
+//! The long-running commands (`run`, `demo`) and the one-shot `check`.
 
-use std::{net::SocketAddr, path::Path, process::ExitCode};
+use std::{io::Write, net::SocketAddr, path::Path, process::ExitCode, time::Duration};
 
-/// `run --config FILE`.
-pub async fn run(config: &Path) -> ExitCode {
-    match crate::config::FleetConfig::load(config) {
-        Ok(_) => {
-            eprintln!(
-                "conn-supervisor: run: not yet (the fleet runtime lands with the supervisor issue)"
-            );
-            ExitCode::from(1)
-        }
+use conn_health::{ConnectionHealthChecker, Expectations, HealthLevel, NoThermalReadings};
+use helo_transport::HeloConnection;
+use tokio::net::TcpListener;
+
+use crate::{admin, config::FleetConfig, demo::Demo, fleet::Fleet, tools};
+
+/// How long in-flight work may take to finish after SIGINT/SIGTERM.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// `run --config FILE`: exit 2 on a bad configuration, 0 after a clean shutdown.
+pub async fn run(path: &Path) -> ExitCode {
+    let config = match FleetConfig::load(path) {
+        Ok(c) => c,
         Err(e) => {
             eprintln!("conn-supervisor: {e}");
-            ExitCode::from(2)
+            return ExitCode::from(2);
+        }
+    };
+    supervise(config, Some(path), None).await
+}
+
+/// `demo`: a simulated fleet with faults, supervised on loopback.
+pub async fn demo(encoders: usize, listen: Option<SocketAddr>) -> ExitCode {
+    let listen = listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
+    let demo = match Demo::start(encoders, listen).await {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("conn-supervisor: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let config = demo.config.clone();
+    supervise(config, None, Some(demo)).await
+}
+
+/// Runs a fleet with its admin API until SIGINT/SIGTERM; SIGHUP reloads `path`.
+async fn supervise(config: FleetConfig, path: Option<&Path>, demo: Option<Demo>) -> ExitCode {
+    let listener = match TcpListener::bind(config.admin_listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!(
+                "conn-supervisor: cannot listen on {}: {e}",
+                config.admin_listen
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let admin_addr = listener.local_addr().unwrap_or(config.admin_listen);
+    let fleet = match Fleet::start(&config) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("conn-supervisor: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    // The first line on stdout says where to look; scripts and the README rely on it.
+    println!("admin: http://{admin_addr}/");
+    let _ = std::io::stdout().flush();
+    tracing::info!(encoders = config.encoders.len(), admin = %admin_addr, "supervisor started");
+
+    let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(admin::serve(listener, fleet.clone(), async {
+        let _ = admin_stopped.await;
+    }));
+    wait_for_stop(&fleet, path).await;
+    tracing::info!("shutting down");
+    fleet.shutdown(SHUTDOWN_GRACE).await;
+    let _ = stop_admin.send(());
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, server).await;
+    if let Some(demo) = demo {
+        demo.stop().await;
+    }
+    tracing::info!("stopped");
+    ExitCode::SUCCESS
+}
+
+#[cfg(unix)]
+async fn wait_for_stop(fleet: &Fleet, path: Option<&Path>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => return,
+            _ = term.recv() => return,
+            _ = hup.recv() => reload(fleet, path).await,
         }
     }
 }
 
-/// `demo`.
-pub async fn demo(_encoders: usize, _listen: Option<SocketAddr>) -> ExitCode {
-    eprintln!("conn-supervisor: demo: not yet (lands with the supervisor issue)");
-    ExitCode::from(1)
+#[cfg(not(unix))]
+async fn wait_for_stop(_fleet: &Fleet, _path: Option<&Path>) {
+    let _ = tokio::signal::ctrl_c().await;
 }
 
-/// `check URL`.
+/// SIGHUP: re-reads the file; a bad file is reported and the running fleet kept.
+async fn reload(fleet: &Fleet, path: Option<&Path>) {
+    let Some(path) = path else {
+        tracing::info!("SIGHUP ignored: no configuration file");
+        return;
+    };
+    match FleetConfig::load(path) {
+        Ok(config) => match fleet.reload(&config).await {
+            Ok(()) => tracing::info!(encoders = config.encoders.len(), "configuration reloaded"),
+            Err(e) => tracing::error!(error = %e, "reload failed"),
+        },
+        Err(e) => {
+            tracing::error!(error = %e, "configuration not reloaded; keeping the running one")
+        }
+    }
+}
+
+/// Exit codes of the Nagios/Icinga plugin convention.
+const OK: u8 = 0;
+const WARNING: u8 = 1;
+const CRITICAL: u8 = 2;
+const UNKNOWN: u8 = 3;
+
+/// `check URL`: one health check, one status line (or JSON), a plugin exit code.
 pub async fn check(
-    _url: &str,
-    _password_env: Option<&str>,
-    _json: bool,
-    _expect_streaming: bool,
-    _expect_recording: bool,
+    url: &str,
+    password_env: Option<&str>,
+    json: bool,
+    expect_streaming: bool,
+    expect_recording: bool,
 ) -> ExitCode {
-    eprintln!("conn-supervisor: check: not yet");
-    ExitCode::from(3)
+    let unknown = |msg: String| {
+        println!("HELO UNKNOWN - {msg}");
+        ExitCode::from(UNKNOWN)
+    };
+    let device = match tools::device(url, password_env) {
+        Ok(d) => d,
+        Err(e) => return unknown(e.to_string()),
+    };
+    let conn = match HeloConnection::connect(&device).await {
+        Ok(c) => c,
+        Err(e) => return unknown(e.to_string()),
+    };
+    let checker = ConnectionHealthChecker::new(NoThermalReadings);
+    let expectations = Expectations {
+        expect_streaming,
+        expect_recording,
+    };
+    let status = checker
+        .perform_health_check_with(device.name(), conn.id(), conn.clone(), &expectations)
+        .await;
+    let code = match (status.error_class(), status.level()) {
+        (Some(_), _) => UNKNOWN,
+        (None, HealthLevel::Healthy) => OK,
+        (None, HealthLevel::Degraded) => WARNING,
+        (None, _) => CRITICAL,
+    };
+    if json {
+        println!("{}", status.to_json());
+    } else {
+        let label = ["OK", "WARNING", "CRITICAL", "UNKNOWN"][code as usize];
+        let problems: Vec<String> = status
+            .checks()
+            .iter()
+            .filter(|c| c.outcome.as_str() == "failed" || c.outcome.as_str() == "warning")
+            .map(|c| format!("{}: {}", c.name.as_str(), c.detail))
+            .collect();
+        let detail = if problems.is_empty() {
+            String::new()
+        } else {
+            format!(" - {}", problems.join("; "))
+        };
+        println!(
+            "HELO {label} - {url} score {:.0} ({}){detail} | health={:.1};80;70;0;100",
+            status.health_score(),
+            status.level().as_str(),
+            status.health_score()
+        );
+    }
+    ExitCode::from(code)
 }

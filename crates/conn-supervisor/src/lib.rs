@@ -1,8 +1,16 @@
 //! The fleet supervisor: configuration, the tower stack, the supervision loop and the
 //! admin API, wired from the library crates.
 
+pub mod admin;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod demo;
+pub mod fleet;
 pub mod logging;
+pub mod observer;
+pub mod report;
+pub mod settings;
+pub mod stack;
+mod supervise;
 pub mod tools;

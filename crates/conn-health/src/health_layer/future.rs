@@ -52,8 +52,10 @@ where
                 Ok(_) => RequestOutcome::Success,
                 Err(e) => RequestOutcome::of_error(e.as_ref()),
             };
-            r.passive
-                .record(&r.encoder, r.conn, r.started.elapsed(), outcome);
+            if outcome != RequestOutcome::Shed {
+                r.passive
+                    .record(&r.encoder, r.conn, r.started.elapsed(), outcome);
+            }
         }
         Poll::Ready(result)
     }

@@ -98,6 +98,56 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn work_the_thermal_layer_sheds_is_not_held_against_the_device() {
+        use std::sync::Arc;
+
+        use conn_core::{
+            ConnectionThermalManager, MockPoolControl, NoopObserver, PoolConfig, ThermalConfig,
+        };
+
+        use crate::RequestOutcome;
+
+        let mut pool = MockPoolControl::new();
+        pool.expect_owns().returning(|_, _| true);
+        let thermal = ConnectionThermalManager::with_pool(
+            Arc::new(pool),
+            &PoolConfig::default(),
+            ThermalConfig {
+                connection_capacity: 1,
+                min_allowed_load: 100.0,
+                ramp_start: 100.0,
+                ..ThermalConfig::default()
+            },
+            Arc::new(NoopObserver),
+        );
+        let passive = PassiveStats::default();
+        let conn = ConnectionId::from_raw(3);
+        let (inner, mut handle) = mock::pair::<HeloRequest, HeloResponse>();
+        let svc = tower::ServiceBuilder::new()
+            .layer(HealthLayer::new(enc(), conn, passive.clone()))
+            .layer(thermal.layer(&enc(), conn))
+            .service(inner);
+        handle.allow(2);
+        // One request holds the connection's only slot; the next is shed at once.
+        let first = tokio::spawn(svc.clone().oneshot(HeloRequest::set("eParamID_X", "1")));
+        let (_, send) = handle.next_request().await.unwrap();
+        let shed = svc
+            .clone()
+            .oneshot(HeloRequest::set("eParamID_X", "2"))
+            .await
+            .unwrap_err();
+        assert!(shed.is::<conn_core::Overloaded>(), "{shed}");
+        assert_eq!(
+            RequestOutcome::of_error(shed.as_ref()),
+            RequestOutcome::Shed
+        );
+        send.send_response(set_ok());
+        first.await.unwrap().unwrap();
+        let window = passive.connection(&enc(), conn);
+        assert_eq!((window.requests, window.errors), (1, 0), "{window:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn records_latency_and_outcome_of_every_request() {
         let passive = PassiveStats::default();
         let conn = ConnectionId::from_raw(9);

@@ -159,6 +159,11 @@ tunables! {
     min_warm: usize = 3, from i64, check |v| in_range(&v, 1, 32);
     /// Connections per encoder at most.
     max_connections: usize = 6, from i64, check |v| in_range(&v, 1, 64);
+    /// Requests one connection may queue at full allowed load (HTTP/1.1 carries one at
+    /// a time; a polling health check asks up to six things at once).
+    connection_capacity: u32 = 16, from i64, check |v| in_range(&v, 1, 256);
+    /// Requests in flight per encoder at most, over all its connections.
+    max_in_flight: usize = 8, from i64, check |v| in_range(&v, 1, 256);
     /// Idle connections are pinged this often to keep them warm.
     keepalive_interval: Duration = Duration::from_secs(20), from RawDuration, check |v| in_range(&v, 100 * MS, HOUR);
     /// Connections unused this long are replaced.

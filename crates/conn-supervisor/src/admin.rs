@@ -1,0 +1,94 @@
+//! The admin HTTP API (axum): metrics, liveness, readiness, encoder state, manual
+//! cooling. Bound to loopback unless configured otherwise.
+
+use std::future::Future;
+
+use axum::{
+    extract::{Path, State},
+    http::{header, StatusCode},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+    Json, Router,
+};
+use conn_metrics::HeloMetrics;
+use tokio::net::TcpListener;
+
+use crate::fleet::Fleet;
+
+const INDEX: &str = "conn-supervisor admin\n\n\
+GET  /metrics                       Prometheus metrics\n\
+GET  /healthz                       process alive\n\
+GET  /readyz                        configuration loaded, loops running\n\
+GET  /api/encoders                  every encoder: health, temperatures, pool, cooling\n\
+GET  /api/encoders/{id}             one encoder\n\
+POST /api/encoders/{id}/cooldown    cool its connections now (reason \"manual\")\n";
+
+/// The admin routes over `fleet`.
+pub fn router(fleet: Fleet) -> Router {
+    Router::new()
+        .route("/", get(|| async { INDEX }))
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/api/encoders", get(encoders))
+        .route("/api/encoders/{id}", get(encoder))
+        .route("/api/encoders/{id}/cooldown", post(cooldown))
+        .with_state(fleet)
+}
+
+/// Serves the admin API on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    fleet: Fleet,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(fleet))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+async fn metrics(State(fleet): State<Fleet>) -> Response {
+    (
+        [(header::CONTENT_TYPE, HeloMetrics::CONTENT_TYPE)],
+        fleet.metrics().gather_text(),
+    )
+        .into_response()
+}
+
+async fn readyz(State(fleet): State<Fleet>) -> Response {
+    if fleet.is_ready() {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response()
+    }
+}
+
+async fn encoders(State(fleet): State<Fleet>) -> Response {
+    Json(fleet.views()).into_response()
+}
+
+async fn encoder(State(fleet): State<Fleet>, Path(id): Path<String>) -> Response {
+    match fleet.view(&id) {
+        Some(view) => Json(view).into_response(),
+        None => not_found(&id),
+    }
+}
+
+async fn cooldown(State(fleet): State<Fleet>, Path(id): Path<String>) -> Response {
+    match fleet.cooldown(&id) {
+        Some(cooling) => (
+            StatusCode::ACCEPTED,
+            Json(serde_json::json!({ "encoder": id, "reason": "manual", "cooling": cooling })),
+        )
+            .into_response(),
+        None => not_found(&id),
+    }
+}
+
+fn not_found(id: &str) -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        Json(serde_json::json!({ "error": format!("no encoder {id:?}") })),
+    )
+        .into_response()
+}

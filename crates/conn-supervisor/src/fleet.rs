@@ -1,0 +1,336 @@
+//! The running fleet: the library crates' managers, shared by one supervision loop
+//! per encoder, and what the admin API reads.
+
+use std::{
+    collections::BTreeMap,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, Mutex, MutexGuard,
+    },
+    time::Duration,
+};
+
+use conn_core::{ConnectionThermalManager, CoolingReason, EncoderId, HeloConnector, WarmupManager};
+use conn_health::{
+    ConnectionHealthChecker, DeviceStateMirror, Expectations, HealthError, MirrorConfig,
+};
+use conn_metrics::{HeloMetrics, MetricsError, MetricsLayer};
+use helo_transport::Device;
+use tokio::{sync::watch, task::JoinHandle};
+
+use crate::{
+    config::{EncoderConfig, FleetConfig, Tunables},
+    observer::FleetObserver,
+    report::{ConnectionView, EncoderReport, EncoderView, PoolView},
+    settings,
+    supervise::{self, EncoderTask},
+};
+
+/// Why the fleet could not start or take an encoder.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FleetError {
+    /// The health settings were refused.
+    #[error("health settings: {0}")]
+    Health(#[from] HealthError),
+    /// The metric families could not be registered.
+    #[error("metrics: {0}")]
+    Metrics(#[from] MetricsError),
+    /// An encoder with this id is already supervised.
+    #[error("encoder {0:?} is already supervised")]
+    DuplicateEncoder(String),
+}
+
+/// What every supervision loop shares.
+pub(crate) struct Shared {
+    pub(crate) warmup: WarmupManager<HeloConnector>,
+    pub(crate) thermal: ConnectionThermalManager,
+    pub(crate) checker: ConnectionHealthChecker,
+    pub(crate) metrics: HeloMetrics,
+    observer: Arc<FleetObserver>,
+    encoders: Mutex<BTreeMap<String, Running>>,
+    ready: AtomicBool,
+}
+
+struct Running {
+    config: EncoderConfig,
+    report: Arc<Mutex<EncoderReport>>,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+    mirror: Option<DeviceStateMirror>,
+}
+
+/// A supervised fleet. Cheap to clone.
+#[derive(Clone)]
+pub struct Fleet {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Fleet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fleet")
+            .field("encoders", &self.encoder_ids())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Fleet {
+    /// An empty fleet with these fleet-wide settings.
+    pub fn new(defaults: &Tunables) -> Result<Self, FleetError> {
+        let metrics = HeloMetrics::new()?;
+        let observer = Arc::new(FleetObserver::new(metrics.clone()));
+        let warmup = WarmupManager::new(HeloConnector, settings::pool(defaults), observer.clone());
+        let thermal = ConnectionThermalManager::new(
+            warmup.clone(),
+            settings::thermal(defaults),
+            observer.clone(),
+        );
+        let checker = ConnectionHealthChecker::builder(thermal.clone())
+            .config(settings::health(defaults))
+            .observer(observer.clone())
+            .build()?;
+        Ok(Self {
+            shared: Arc::new(Shared {
+                warmup,
+                thermal,
+                checker,
+                metrics,
+                observer,
+                encoders: Mutex::new(BTreeMap::new()),
+                ready: AtomicBool::new(false),
+            }),
+        })
+    }
+
+    /// Starts supervising every encoder of `config`.
+    pub fn start(config: &FleetConfig) -> Result<Self, FleetError> {
+        let fleet = Self::new(&config.defaults)?;
+        for encoder in &config.encoders {
+            fleet.add_encoder(encoder.clone())?;
+        }
+        fleet.shared.ready.store(true, Ordering::Release);
+        Ok(fleet)
+    }
+
+    /// Starts supervising one more encoder: warm pool, event mirror, check loop.
+    pub fn add_encoder(&self, config: EncoderConfig) -> Result<(), FleetError> {
+        let mut encoders = self.lock();
+        if encoders.contains_key(&config.id) {
+            return Err(FleetError::DuplicateEncoder(config.id));
+        }
+        let s = &self.shared;
+        let id = EncoderId::from(config.id.as_str());
+        let device = Device::new(config.device.clone());
+        s.warmup.start_warmup(device.clone());
+        s.checker.set_expectations(
+            &id,
+            Expectations {
+                expect_streaming: config.expect_streaming,
+                expect_recording: config.expect_recording,
+            },
+        );
+        let mirror = if config.tunables.events {
+            match DeviceStateMirror::for_device(device, MirrorConfig::default(), s.observer.clone())
+            {
+                Ok(m) => {
+                    s.checker.attach_mirror(&id, m.subscribe());
+                    Some(m)
+                }
+                Err(e) => {
+                    tracing::warn!(encoder_id = %id, error = %e, "event mirror not started; polling");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let report = Arc::new(Mutex::new(EncoderReport {
+            id: config.id.clone(),
+            url: config.device.url(),
+            expect_streaming: config.expect_streaming,
+            expect_recording: config.expect_recording,
+            mirror: if mirror.is_some() { "starting" } else { "off" }.to_string(),
+            ..EncoderReport::default()
+        }));
+        let (stop, stop_rx) = watch::channel(false);
+        let task = EncoderTask {
+            id: id.clone(),
+            config: config.clone(),
+            shared: self.shared.clone(),
+            report: report.clone(),
+            metrics_layer: MetricsLayer::new(&s.metrics, &id),
+        };
+        let task = tokio::spawn(supervise::run(task, stop_rx));
+        tracing::info!(encoder_id = %id, url = %config.device.url(), "supervising");
+        encoders.insert(
+            config.id.clone(),
+            Running {
+                config,
+                report,
+                stop,
+                task,
+                mirror,
+            },
+        );
+        Ok(())
+    }
+
+    /// Stops supervising an encoder and closes everything it owned; its metric series
+    /// go with it. Answers whether it was supervised.
+    pub async fn remove_encoder(&self, id: &str) -> bool {
+        let Some(running) = self.lock().remove(id) else {
+            return false;
+        };
+        self.stop_running(id, running, Duration::from_secs(5)).await;
+        true
+    }
+
+    async fn stop_running(&self, id: &str, running: Running, grace: Duration) {
+        let s = &self.shared;
+        let encoder = EncoderId::from(id);
+        let _ = running.stop.send(true);
+        let mut task = running.task;
+        // The loop finishes its current check (bounded by the health deadline); past
+        // the grace period it is cut off.
+        if tokio::time::timeout(grace, &mut task).await.is_err() {
+            task.abort();
+        }
+        if let Some(mirror) = running.mirror {
+            mirror.stop().await;
+        }
+        s.warmup.stop_warmup(&encoder).await;
+        s.checker.remove_encoder(&encoder);
+        s.metrics.remove_encoder(&encoder);
+        tracing::info!(encoder_id = %encoder, reason = "stopped", "no longer supervised");
+    }
+
+    /// Applies a new configuration without restarting unchanged encoders: new ones
+    /// start, missing ones stop, changed ones restart. Fleet-wide defaults apply to
+    /// encoders started from now on.
+    pub async fn reload(&self, config: &FleetConfig) -> Result<(), FleetError> {
+        let wanted: BTreeMap<String, &EncoderConfig> =
+            config.encoders.iter().map(|e| (e.id.clone(), e)).collect();
+        let current: Vec<(String, EncoderConfig)> = self
+            .lock()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.config.clone()))
+            .collect();
+        for (id, old) in &current {
+            let keep = wanted.get(id).is_some_and(|new| same_encoder(old, new));
+            if !keep {
+                self.remove_encoder(id).await;
+            }
+        }
+        for (id, new) in wanted {
+            if !self.lock().contains_key(&id) {
+                self.add_encoder(new.clone())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops every loop, lets in-flight checks finish within `grace`, closes all
+    /// connections.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.shared.ready.store(false, Ordering::Release);
+        let all: Vec<(String, Running)> = std::mem::take(&mut *self.lock()).into_iter().collect();
+        for (_, running) in &all {
+            let _ = running.stop.send(true);
+        }
+        let stops = all
+            .into_iter()
+            .map(|(id, running)| async move { self.stop_running(&id, running, grace).await });
+        futures_util::future::join_all(stops).await;
+    }
+
+    /// Manual cooling (reason `manual`) of every connection of an encoder the thermal
+    /// model knows; answers the connections now cooling, or `None` for an unknown
+    /// encoder.
+    pub fn cooldown(&self, id: &str) -> Option<Vec<u64>> {
+        if !self.lock().contains_key(id) {
+            return None;
+        }
+        let encoder = EncoderId::from(id);
+        let t = &self.shared.thermal;
+        let mut cooled = Vec::new();
+        for snap in t.snapshot(&encoder) {
+            t.start_cooling(&encoder, snap.conn, CoolingReason::Manual);
+            if t.is_cooling(&encoder, snap.conn) {
+                cooled.push(snap.conn.get());
+            }
+        }
+        tracing::info!(encoder_id = %encoder, reason = "manual", connections = ?cooled, "manual cooldown");
+        Some(cooled)
+    }
+
+    /// Ids of the supervised encoders.
+    pub fn encoder_ids(&self) -> Vec<String> {
+        self.lock().keys().cloned().collect()
+    }
+
+    /// Everything known about one encoder.
+    pub fn view(&self, id: &str) -> Option<EncoderView> {
+        let report = self.lock().get(id).map(|r| lock(&r.report).clone())?;
+        Some(self.view_of(report))
+    }
+
+    /// Everything known about every encoder, by id.
+    pub fn views(&self) -> Vec<EncoderView> {
+        let reports: Vec<EncoderReport> = self
+            .lock()
+            .values()
+            .map(|r| lock(&r.report).clone())
+            .collect();
+        reports.into_iter().map(|r| self.view_of(r)).collect()
+    }
+
+    fn view_of(&self, mut report: EncoderReport) -> EncoderView {
+        let s = &self.shared;
+        let encoder = EncoderId::from(report.id.as_str());
+        if let Some(state) = s.checker.mirror_state(&encoder) {
+            report.mirror = state.status.as_str().to_string();
+        }
+        EncoderView {
+            pool: PoolView::new(
+                s.warmup.encoder_state(&encoder),
+                s.warmup.pool_stats(&encoder),
+            ),
+            connections: s
+                .thermal
+                .snapshot(&encoder)
+                .iter()
+                .map(ConnectionView::from)
+                .collect(),
+            load: s.thermal.encoder_load(&encoder),
+            report,
+        }
+    }
+
+    /// The metric families.
+    pub fn metrics(&self) -> &HeloMetrics {
+        &self.shared.metrics
+    }
+
+    /// Configuration loaded and loops running.
+    pub fn is_ready(&self) -> bool {
+        self.shared.ready.load(Ordering::Acquire)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<String, Running>> {
+        lock(&self.shared.encoders)
+    }
+}
+
+fn same_encoder(a: &EncoderConfig, b: &EncoderConfig) -> bool {
+    a.device.url() == b.device.url()
+        && a.device.password() == b.device.password()
+        && a.expect_streaming == b.expect_streaming
+        && a.expect_recording == b.expect_recording
+        && a.tunables == b.tunables
+}
+
+/// Locks a mutex, recovering from poisoning: the data behind these locks is plain
+/// state that stays consistent between statements.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
