@@ -273,6 +273,7 @@ impl Exchange for HyperExchange {
         &self,
         label: String,
         req: RawRequest,
+        limit: Duration,
     ) -> BoxFuture<'static, Result<RawResponse, HeloError>> {
         let sender = self.sender.clone();
         let device = self.device.clone();
@@ -310,54 +311,66 @@ impl Exchange for HyperExchange {
                 .body(body)
                 .map_err(|e| protocol(format!("cannot build request: {e}")))?;
             // One request on the wire at a time; the lock is held until the body is read
-            // because HTTP/1.1 cannot start the next request before that.
+            // because HTTP/1.1 cannot start the next request before that. The time
+            // limit starts once this request has the connection.
             let mut sender = sender.lock().await;
-            sender.ready().await.map_err(|e| connect_err(Box::new(e)))?;
-            let resp = sender.send_request(http_req).await.map_err(|e| {
-                if e.is_parse() || e.is_parse_status() {
-                    protocol(format!("malformed HTTP response: {e}"))
-                } else {
-                    connect_err(Box::new(e))
-                }
-            })?;
-            let (parts, body) = resp.into_parts();
-            let declared = parts
-                .headers
-                .get(http::header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok());
-            if declared.is_some_and(|n| n > max_body as u64) {
-                return Err(HeloError::BodyTooLarge {
-                    device: device.clone(),
-                    request: label.clone(),
-                    limit: max_body,
-                });
-            }
-            let body = Limited::new(body, max_body).collect().await.map_err(|e| {
-                if e.is::<http_body_util::LengthLimitError>() {
-                    HeloError::BodyTooLarge {
+            let timed_out = HeloError::Timeout {
+                device: device.clone(),
+                request: label.clone(),
+                phase: TimeoutPhase::Response,
+                after: limit,
+            };
+            let round_trip = async {
+                sender.ready().await.map_err(|e| connect_err(Box::new(e)))?;
+                let resp = sender.send_request(http_req).await.map_err(|e| {
+                    if e.is_parse() || e.is_parse_status() {
+                        protocol(format!("malformed HTTP response: {e}"))
+                    } else {
+                        connect_err(Box::new(e))
+                    }
+                })?;
+                let (parts, body) = resp.into_parts();
+                let declared = parts
+                    .headers
+                    .get(http::header::CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok());
+                if declared.is_some_and(|n| n > max_body as u64) {
+                    return Err(HeloError::BodyTooLarge {
                         device: device.clone(),
                         request: label.clone(),
                         limit: max_body,
-                    }
-                } else {
-                    protocol(format!("response body truncated: {e}"))
+                    });
                 }
-            })?;
-            let header_strings = |name: http::header::HeaderName| {
-                parts
-                    .headers
-                    .get_all(name)
-                    .iter()
-                    .filter_map(|v| v.to_str().ok().map(str::to_string))
-                    .collect::<Vec<_>>()
+                let body = Limited::new(body, max_body).collect().await.map_err(|e| {
+                    if e.is::<http_body_util::LengthLimitError>() {
+                        HeloError::BodyTooLarge {
+                            device: device.clone(),
+                            request: label.clone(),
+                            limit: max_body,
+                        }
+                    } else {
+                        protocol(format!("response body truncated: {e}"))
+                    }
+                })?;
+                let header_strings = |name: http::header::HeaderName| {
+                    parts
+                        .headers
+                        .get_all(name)
+                        .iter()
+                        .filter_map(|v| v.to_str().ok().map(str::to_string))
+                        .collect::<Vec<_>>()
+                };
+                Ok(RawResponse {
+                    status: parts.status.as_u16(),
+                    set_cookies: header_strings(http::header::SET_COOKIE),
+                    retry_after: header_strings(http::header::RETRY_AFTER).into_iter().next(),
+                    body: body.to_bytes(),
+                })
             };
-            Ok(RawResponse {
-                status: parts.status.as_u16(),
-                set_cookies: header_strings(http::header::SET_COOKIE),
-                retry_after: header_strings(http::header::RETRY_AFTER).into_iter().next(),
-                body: body.to_bytes(),
-            })
+            tokio::time::timeout(limit, round_trip)
+                .await
+                .unwrap_or(Err(timed_out))
         })
     }
 }

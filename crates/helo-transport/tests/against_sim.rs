@@ -396,3 +396,21 @@ async fn a_rebooting_device_is_unreachable_then_back_with_defaults() {
         "clip"
     );
 }
+
+#[tokio::test]
+async fn waiting_for_the_connection_does_not_count_against_the_timeout() {
+    let sim = sim(SimConfig::fast()).await;
+    let conn = connect(&sim, None).await;
+    // Each answer takes 250 ms of a 400 ms limit; four at once need a second in all
+    // on one HTTP/1.1 connection, and none of them may time out for waiting its turn.
+    sim.set_faults(Faults {
+        latency_ms: 250,
+        ..Faults::default()
+    })
+    .unwrap();
+    let gets = (0..4).map(|_| conn.get_param(names::SYS_NAME));
+    for r in futures_util::future::join_all(gets).await {
+        r.unwrap();
+    }
+    assert!(!conn.is_closed());
+}

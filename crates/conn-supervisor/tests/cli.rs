@@ -1,0 +1,318 @@
+//! The real `conn-supervisor` binary: exit codes, the first line, signals, and the
+//! one-shot tools, against simulated devices on loopback.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::{process::Stdio, time::Duration};
+
+use helo_sim::{Faults, SimConfig, SimDevice};
+use helo_transport::names;
+use tokio::{
+    io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
+    net::TcpStream,
+    process::{Child, Command},
+};
+
+const BIN: &str = env!("CARGO_BIN_EXE_conn-supervisor");
+
+async fn sim(config: SimConfig) -> SimDevice {
+    SimDevice::start("127.0.0.1:0".parse().unwrap(), config)
+        .await
+        .unwrap()
+}
+
+/// Runs the binary to completion; answers exit code, stdout, stderr.
+async fn run(args: &[&str]) -> (i32, String, String) {
+    let out = tokio::time::timeout(
+        Duration::from_secs(20),
+        Command::new(BIN)
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .output(),
+    )
+    .await
+    .expect("the command finished in time")
+    .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+/// Starts the binary in the background and reads its first stdout line.
+async fn spawn(args: &[&str]) -> (Child, String) {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let first = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+        .await
+        .expect("a first line in time")
+        .unwrap()
+        .unwrap_or_default();
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, first)
+}
+
+async fn sigterm_and_wait(mut child: Child) -> i32 {
+    let pid = child.id().unwrap().to_string();
+    let status = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .unwrap();
+    assert!(status.success());
+    let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
+        .await
+        .expect("exited in time after SIGTERM")
+        .unwrap();
+    status.code().unwrap_or(-1)
+}
+
+async fn get(addr: &str, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(req.as_bytes()).await.unwrap();
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).await.unwrap();
+    let status = raw
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, raw)
+}
+
+fn admin_addr(first_line: &str) -> String {
+    first_line
+        .strip_prefix("admin: http://")
+        .and_then(|r| r.strip_suffix('/'))
+        .unwrap_or_else(|| panic!("unexpected first line {first_line:?}"))
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_answers_each_plugin_exit_code() {
+    let ok = sim(SimConfig::fast()).await;
+    let (code, out, _) = run(&["check", &ok.url()]).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("HELO OK - "), "{out}");
+    assert!(out.contains("| health=100.0;80;70;0;100"), "{out}");
+
+    // Idle where streaming and recording are expected, slow and warm: degraded.
+    let slow = sim(SimConfig::fast()).await;
+    slow.set_faults(Faults {
+        latency_ms: 550,
+        ..Faults::default()
+    })
+    .unwrap();
+    slow.overheat(84);
+    let (code, out, _) = run(&[
+        "check",
+        &slow.url(),
+        "--expect-streaming",
+        "--expect-recording",
+    ])
+    .await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.starts_with("HELO WARNING - "), "{out}");
+
+    let failing = sim(SimConfig::fast()).await;
+    failing.set_param(names::STREAM_STATE, "4").unwrap();
+    let (code, out, _) = run(&["check", &failing.url(), "--expect-streaming"]).await;
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.starts_with("HELO CRITICAL - ") && out.contains("streaming_state"),
+        "{out}"
+    );
+
+    let gone = sim(SimConfig::fast()).await;
+    let url = gone.url();
+    gone.shutdown().await;
+    let (code, out, _) = run(&["check", &url]).await;
+    assert_eq!(code, 3, "{out}");
+    assert!(out.starts_with("HELO UNKNOWN - "), "{out}");
+
+    let locked = sim(SimConfig::fast().with_password("s3cret")).await;
+    let (code, out, _) = run(&["check", &locked.url()]).await;
+    assert_eq!(code, 3, "no password for a locked device: {out}");
+    let out = Command::new(BIN)
+        .args([
+            "check",
+            &locked.url(),
+            "--password-env",
+            "HELO_TEST_PW",
+            "--json",
+        ])
+        .env("HELO_TEST_PW", "s3cret")
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["health_score"], 100.0, "{json}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("s3cret"));
+}
+
+#[tokio::test]
+async fn bad_configs_exit_2_naming_the_key_and_line() {
+    let dir = std::env::temp_dir().join(format!("helo-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cases = [
+        (
+            "unknown.toml",
+            "[[encoder]]\nid = \"a\"\nurl = \"http://h\"\nflavour = 1\n",
+            "flavour",
+            "line 4",
+        ),
+        (
+            "dup.toml",
+            "[[encoder]]\nid = \"a\"\nurl = \"h\"\n[[encoder]]\nid = \"a\"\nurl = \"i\"\n",
+            "encoder[1].id",
+            "line 5",
+        ),
+        (
+            "url.toml",
+            "[[encoder]]\nid = \"a\"\nurl = \"https://h\"\n",
+            "encoder[0].url",
+            "line 3",
+        ),
+        (
+            "range.toml",
+            "[defaults]\ngradual_cooldown = 0\n[[encoder]]\nid = \"a\"\nurl = \"h\"\n",
+            "defaults.gradual_cooldown",
+            "line 2",
+        ),
+    ];
+    for (file, text, key, line) in cases {
+        let path = dir.join(file);
+        std::fs::write(&path, text).unwrap();
+        let (code, out, err) = run(&["run", "--config", path.to_str().unwrap()]).await;
+        assert_eq!(code, 2, "{file}: {err}");
+        assert!(err.contains(key) && err.contains(line), "{file}: {err}");
+        assert!(!out.contains("admin:"), "{file}: nothing may start: {out}");
+    }
+    let (code, _, err) = run(&[
+        "run",
+        "--config",
+        dir.join("missing.toml").to_str().unwrap(),
+    ])
+    .await;
+    assert_eq!(code, 2, "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_serves_admin_and_exits_cleanly_on_sigterm() {
+    let device = sim(SimConfig::fast().with_password("pw-secret")).await;
+    let dir = std::env::temp_dir().join(format!("helo-run-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("fleet.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "admin_listen = \"127.0.0.1:0\"\n[defaults]\ncheck_interval = \"300ms\"\n\n[[encoder]]\nid = \"studio-a\"\nurl = \"{}\"\npassword_env = \"HELO_RUN_PW\"\n",
+            device.url()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(BIN)
+        .args(["run", "--config", path.to_str().unwrap()])
+        .env("HELO_RUN_PW", "pw-secret")
+        .env("RUST_LOG", "debug")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next_line().await.unwrap().unwrap();
+    let addr = admin_addr(&first);
+    let mut stderr = child.stderr.take().unwrap();
+    let logs = tokio::spawn(async move {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s).await;
+        s
+    });
+    assert_eq!(get(&addr, "/healthz").await.0, 200);
+    let mut up = false;
+    for _ in 0..60 {
+        let (_, body) = get(&addr, "/metrics").await;
+        if body.contains("helo_encoder_up{encoder_id=\"studio-a\"} 1") {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(up, "the encoder came up");
+    assert_eq!(sigterm_and_wait(child).await, 0);
+    let logs = logs.await.unwrap();
+    assert!(logs.contains("encoder_id"), "{logs}");
+    assert!(
+        !logs.contains("pw-secret"),
+        "the password leaked into the logs"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_prints_where_to_look_first_and_stops_on_sigterm() {
+    let (child, first) = spawn(&["demo", "--encoders", "3"]).await;
+    let addr = admin_addr(&first);
+    assert_eq!(get(&addr, "/healthz").await.0, 200);
+    assert_eq!(get(&addr, "/readyz").await.0, 200);
+    let (status, body) = get(&addr, "/api/encoders").await;
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("demo-00-streaming") && body.contains("demo-02-stream-fails"),
+        "{body}"
+    );
+    assert_eq!(sigterm_and_wait(child).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tools_work_against_a_device() {
+    let device = sim(SimConfig::fast()).await;
+    let url = device.url();
+    let (code, out, err) = run(&["param", "get", &url, names::STREAM_STATE]).await;
+    assert_eq!(code, 0, "{err}");
+    let p: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(p["value"], "1");
+    let (code, out, _) = run(&[
+        "param",
+        "set",
+        &url,
+        names::FILENAME_PREFIX,
+        "Sunday service",
+    ])
+    .await;
+    assert_eq!(code, 0);
+    assert!(out.contains("Sunday service"), "{out}");
+    assert_eq!(
+        device.param(names::FILENAME_PREFIX).as_deref(),
+        Some("Sunday service")
+    );
+    let (code, _, err) = run(&["param", "get", &url, "eParamID_Nope"]).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("not supported"), "{err}");
+    let (code, _, _) = run(&["stream", "start", &url]).await;
+    assert_eq!(code, 0);
+    let (code, _, _) = run(&["record", "start", &url]).await;
+    assert_eq!(code, 0);
+
+    // `events` prints the initial values, then each change, as JSON lines.
+    let (child, first) = spawn(&["events", &url]).await;
+    let event: serde_json::Value = serde_json::from_str(&first).unwrap();
+    assert!(
+        event["param_id"].as_str().unwrap().starts_with("eParamID_"),
+        "{event}"
+    );
+    drop(child);
+}

@@ -1,0 +1,180 @@
+//! The supervisor's library entry point against fleets of simulated encoders, over
+//! real loopback sockets.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use conn_supervisor::demo::Demo;
+use helo_sim::{Faults, SimConfig};
+use helo_transport::{names, StreamState};
+
+const FAMILIES: [&str; 19] = [
+    "helo_connection_health",
+    "helo_health_checks_total",
+    "helo_health_check_duration_seconds",
+    "helo_connection_temperature",
+    "helo_connection_load",
+    "helo_cooling_events_total",
+    "helo_cooling_duration_seconds",
+    "helo_warmup_attempts_total",
+    "helo_warmup_success_total",
+    "helo_warmup_duration_seconds",
+    "helo_warm_connections",
+    "helo_requests_total",
+    "helo_request_duration_seconds",
+    "helo_device_temperature_celsius",
+    "helo_stream_state",
+    "helo_record_state",
+    "helo_recovery_actions_total",
+    "helo_encoder_up",
+    "helo_health_check_lateness_seconds",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_fleet_comes_up_and_metrics_show_every_family() {
+    let demo = Demo::start(8, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let mut config = demo.config.clone();
+    let tunables = fast_tunables();
+    config.defaults = tunables.clone();
+    for e in &mut config.encoders {
+        e.tunables = tunables.clone();
+    }
+    let (fleet, admin) = start_fleet(&config).await;
+    let (status, body) = http(admin, "GET", "/readyz").await;
+    assert_eq!((status, body.trim()), (200, "ready"));
+
+    // Make the families that need an event have one: a failed stream (recovery) and
+    // a manual cooldown (cooling events and, a second later, their duration).
+    eventually(Duration::from_secs(10), "every encoder checked", || async {
+        fleet
+            .views()
+            .iter()
+            .all(|v| v.report.checks > 0)
+            .then_some(())
+    })
+    .await;
+    assert!(
+        demo.sims[2].fail_stream_now(),
+        "the stream-fails encoder was streaming"
+    );
+    let (status, body) = http(admin, "POST", "/api/encoders/demo-00-streaming/cooldown").await;
+    assert_eq!(status, 202, "{body}");
+
+    let text = eventually(Duration::from_secs(15), "every metric family", || async {
+        let (_, text) = http(admin, "GET", "/metrics").await;
+        FAMILIES
+            .iter()
+            .all(|f| text.contains(&format!("# TYPE {f} ")))
+            .then_some(text)
+    })
+    .await;
+    for id in ["demo-00-streaming", "demo-03-password", "demo-06-no-events"] {
+        assert_eq!(
+            series_value(&text, &format!("helo_encoder_up{{encoder_id=\"{id}\"}}")),
+            Some(1.0),
+            "{id} up"
+        );
+    }
+    let (status, body) = http(admin, "GET", "/api/encoders/demo-01-overheating").await;
+    assert_eq!(status, 200);
+    let view: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(view["device_overheated"], true, "{view}");
+    assert_eq!(http(admin, "GET", "/api/encoders/nope").await.0, 404);
+    assert_eq!(
+        http(admin, "POST", "/api/encoders/nope/cooldown").await.0,
+        404
+    );
+
+    fleet.shutdown(Duration::from_secs(2)).await;
+    assert!(!fleet.is_ready());
+    demo.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_stream_is_recovered_and_the_recovery_counted() {
+    let sim = sim(SimConfig::fast()).await;
+    let tunables = fast_tunables();
+    let mut enc = encoder("studio-a", &sim.url(), None, &tunables);
+    enc.expect_streaming = true;
+    let config = fleet_config(vec![enc], &tunables);
+    let (fleet, admin) = start_fleet(&config).await;
+    sim.set_param(names::REPLICATOR_COMMAND, "3").unwrap();
+    eventually(Duration::from_secs(5), "streaming", || async {
+        (sim.snapshot().stream_state == StreamState::Streaming.value()).then_some(())
+    })
+    .await;
+    eventually(Duration::from_secs(5), "a healthy check", || async {
+        fleet
+            .view("studio-a")
+            .and_then(|v| v.report.last_health)
+            .filter(|h| h.is_healthy())
+    })
+    .await;
+
+    assert!(sim.fail_stream_now());
+    eventually(Duration::from_secs(10), "the stream back", || async {
+        let (_, text) = http(admin, "GET", "/metrics").await;
+        let ok = series_value(
+            &text,
+            r#"helo_recovery_actions_total{encoder_id="studio-a",action="restart_stream",outcome="ok"}"#,
+        )?;
+        (ok >= 1.0 && sim.snapshot().stream_state == StreamState::Streaming.value()).then_some(())
+    })
+    .await;
+    let (_, text) = http(admin, "GET", "/metrics").await;
+    assert_eq!(
+        series_value(&text, r#"helo_stream_state{encoder_id="studio-a"}"#).map(|v| v as i64),
+        Some(StreamState::Streaming.value())
+    );
+    fleet.shutdown(Duration::from_secs(2)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_encoder_does_not_slow_the_others() {
+    let tunables = fast_tunables();
+    let healthy = [sim(SimConfig::fast()).await, sim(SimConfig::fast()).await];
+    let hung = sim(SimConfig::fast()).await;
+    hung.set_faults(Faults {
+        hang: true,
+        ..Faults::default()
+    })
+    .unwrap();
+    let dead = sim(SimConfig::fast()).await;
+    let dead_url = dead.url();
+    dead.shutdown().await;
+    let mut encoders: Vec<_> = healthy
+        .iter()
+        .enumerate()
+        .map(|(i, s)| encoder(&format!("ok-{i}"), &s.url(), None, &tunables))
+        .collect();
+    encoders.push(encoder("hung", &hung.url(), None, &tunables));
+    encoders.push(encoder("dead", &dead_url, None, &tunables));
+    let (fleet, _) = start_fleet(&fleet_config(encoders, &tunables)).await;
+
+    // Give everyone time to warm, then count checks over a fixed window.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before: Vec<u64> = ["ok-0", "ok-1"]
+        .iter()
+        .map(|id| fleet.view(id).unwrap().report.checks)
+        .collect();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for (i, id) in ["ok-0", "ok-1"].iter().enumerate() {
+        let view = fleet.view(id).unwrap();
+        let done = view.report.checks - before[i];
+        // One check every 300 ms ± 10 %: about 10 in 3 s.
+        assert!(done >= 7, "{id} made only {done} checks in 3 s");
+        assert!(view.report.up);
+    }
+    for id in ["hung", "dead"] {
+        let view = fleet.view(id).unwrap();
+        assert!(!view.report.up, "{id} reported up");
+        assert!(view.report.last_problem.is_some(), "{id}");
+    }
+    fleet.shutdown(Duration::from_secs(2)).await;
+}
