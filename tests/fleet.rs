@@ -178,3 +178,40 @@ async fn an_unreachable_encoder_does_not_slow_the_others() {
     }
     fleet.shutdown(Duration::from_secs(2)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_stream_is_seen_through_events_long_before_the_next_check() {
+    let sim = sim(SimConfig::fast()).await;
+    let tunables = conn_supervisor::config::Tunables {
+        // Only the first check comes from the schedule in this test.
+        check_interval: Duration::from_secs(60),
+        unhealthy_interval: Duration::from_secs(60),
+        recovery_max_attempts: 0,
+        ..fast_tunables()
+    };
+    let mut enc = encoder("studio-b", &sim.url(), None, &tunables);
+    enc.expect_streaming = true;
+    sim.set_param(names::REPLICATOR_COMMAND, "3").unwrap();
+    let (fleet, admin) = start_fleet(&fleet_config(vec![enc], &tunables)).await;
+    eventually(Duration::from_secs(5), "a healthy first check", || async {
+        fleet.view("studio-b")
+            .and_then(|v| v.report.last_health)
+            .filter(|h| h.is_healthy())
+    })
+    .await;
+
+    let failed_at = tokio::time::Instant::now();
+    assert!(sim.fail_stream_now());
+    let score = eventually(Duration::from_secs(3), "the score to drop", || async {
+        let (_, text) = http(admin, "GET", "/metrics").await;
+        text.lines()
+            .filter(|l| l.starts_with(r#"helo_connection_health{encoder_id="studio-b""#))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .find(|s| *s < 70.0)
+    })
+    .await;
+    let took = failed_at.elapsed();
+    assert!(score < 70.0);
+    assert!(took < Duration::from_secs(2), "detected after {took:?}");
+    fleet.shutdown(Duration::from_secs(2)).await;
+}

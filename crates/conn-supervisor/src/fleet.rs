@@ -159,6 +159,7 @@ impl Fleet {
             shared: self.shared.clone(),
             report: report.clone(),
             metrics_layer: MetricsLayer::new(&s.metrics, &id),
+            mirror: mirror.as_ref().map(DeviceStateMirror::subscribe),
         };
         let task = tokio::spawn(supervise::run(task, stop_rx));
         tracing::info!(encoder_id = %id, url = %config.device.url(), "supervising");

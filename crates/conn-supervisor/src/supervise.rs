@@ -7,7 +7,7 @@ use std::{
 };
 
 use conn_core::{CoolingReason, EncoderId, EncoderPoolState};
-use conn_health::{Expectations, RecoveryDecision, StreamObservation, StreamRecovery};
+use conn_health::{DeviceState, Expectations, RecoveryDecision, StreamObservation, StreamRecovery};
 use conn_metrics::MetricsLayer;
 use helo_transport::{names, HeloClientExt, StreamState};
 use tokio::{sync::watch, time::Instant};
@@ -27,7 +27,14 @@ pub(crate) struct EncoderTask {
     pub(crate) shared: Arc<Shared>,
     pub(crate) report: Arc<Mutex<EncoderReport>>,
     pub(crate) metrics_layer: MetricsLayer,
+    /// The event mirror's state, when the encoder has one: a change of stream or
+    /// record state triggers a check at once instead of at the next interval.
+    pub(crate) mirror: Option<watch::Receiver<DeviceState>>,
 }
+
+/// The least time between two checks that events trigger, so a flapping device
+/// cannot turn its events into a request storm.
+const MIN_EVENT_GAP: Duration = Duration::from_millis(100);
 
 /// What one check concluded about the schedule.
 struct Verdict {
@@ -38,7 +45,7 @@ struct Verdict {
 }
 
 /// Runs until `stop` says so (or its sender is dropped).
-pub(crate) async fn run(task: EncoderTask, mut stop: watch::Receiver<bool>) {
+pub(crate) async fn run(mut task: EncoderTask, mut stop: watch::Receiver<bool>) {
     let tunables = &task.config.tunables;
     let schedule = settings::schedule(tunables);
     let mut recovery = StreamRecovery::new(settings::recovery(tunables));
@@ -46,18 +53,33 @@ pub(crate) async fn run(task: EncoderTask, mut stop: watch::Receiver<bool>) {
     // Spread the fleet's first checks, and give the pool a moment to warm.
     let first = schedule.unhealthy_interval.min(Duration::from_secs(2));
     let mut due = Instant::now() + first.mul_f64(0.5 + fastrand::f64() * 0.5);
+    let mut mirror = task.mirror.take();
+    let mut seen = mirror.as_ref().map(|m| replicator_states(&m.borrow()));
+    let mut last_check = Instant::now();
     loop {
-        tokio::select! {
+        let scheduled = tokio::select! {
             biased;
             _ = stop.changed() => break,
-            _ = tokio::time::sleep_until(due) => {}
-        }
+            _ = tokio::time::sleep_until(due) => true,
+            changed = mirror_changed(&mut mirror, &mut seen) => {
+                if !changed {
+                    continue;
+                }
+                tokio::time::sleep_until(last_check + MIN_EVENT_GAP).await;
+                false
+            }
+        };
         if *stop.borrow() {
             break;
         }
-        if let Some(h) = &lateness {
-            h.observe(Instant::now().saturating_duration_since(due).as_secs_f64());
+        if scheduled {
+            if let Some(h) = &lateness {
+                h.observe(Instant::now().saturating_duration_since(due).as_secs_f64());
+            }
+        } else {
+            tracing::debug!(encoder_id = %task.id, reason = "device_event", "state changed; checking now");
         }
+        last_check = Instant::now();
         let verdict = task.check_once(&mut recovery).await;
         let mut next = Instant::now() + schedule.next_delay_random(verdict.unhealthy);
         if let Some(at) = verdict.recheck_at {
@@ -295,6 +317,32 @@ impl EncoderTask {
             recheck_at: None,
         }
     }
+}
+
+/// Waits for the mirror to publish; answers whether the stream or record state moved.
+/// Without a mirror (or once it is gone) it never completes.
+async fn mirror_changed(
+    mirror: &mut Option<watch::Receiver<DeviceState>>,
+    seen: &mut Option<(Option<i64>, Option<i64>)>,
+) -> bool {
+    let Some(rx) = mirror.as_mut() else {
+        return std::future::pending().await;
+    };
+    if rx.changed().await.is_err() {
+        *mirror = None;
+        return false;
+    }
+    let now = replicator_states(&rx.borrow_and_update());
+    let moved = seen.is_some_and(|before| before != now);
+    *seen = Some(now);
+    moved
+}
+
+fn replicator_states(state: &DeviceState) -> (Option<i64>, Option<i64>) {
+    (
+        state.stream_state.value().map(|s| s.value()),
+        state.record_state.value().map(|s| s.value()),
+    )
 }
 
 fn summary(status: &conn_health::HealthStatus) -> String {
