@@ -194,7 +194,8 @@ async fn a_failed_stream_is_seen_through_events_long_before_the_next_check() {
     sim.set_param(names::REPLICATOR_COMMAND, "3").unwrap();
     let (fleet, admin) = start_fleet(&fleet_config(vec![enc], &tunables)).await;
     eventually(Duration::from_secs(5), "a healthy first check", || async {
-        fleet.view("studio-b")
+        fleet
+            .view("studio-b")
             .and_then(|v| v.report.last_health)
             .filter(|h| h.is_healthy())
     })

@@ -127,8 +127,9 @@ impl<C: Connector> WarmupManager<C> {
     }
 
     /// Starts keeping `device` warm under the encoder id `device.name()`. Idempotent:
-    /// for an encoder already started it only wakes the upkeep task. Must be called
-    /// within a tokio runtime (otherwise it logs an error and does nothing).
+    /// for an encoder already started it only wakes the upkeep task (to apply a changed
+    /// `Device`, e.g. a new password, `stop_warmup` first). Must be called within a
+    /// tokio runtime (otherwise it logs an error and does nothing).
     pub fn start_warmup(&self, device: Device) {
         let encoder = device.name().clone();
         let mut slots = self.slots();

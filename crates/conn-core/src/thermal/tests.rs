@@ -251,7 +251,9 @@ async fn the_last_usable_connection_keeps_a_floor_and_ramps_back() {
         "degrade, never eject"
     );
     assert!(!t.is_cooling(&e, id));
-    // Back on a slow start: ramp_start is 100 here, so take the default's 50.
+    // Back in service from ramp_start (100 % in this config; see
+    // a_fresh_connection_ramps_up_after_cooldown for the slow start).
+    assert_eq!(t.allowed_load(&e, id), 100.0);
     let snap = t.snapshot(&e);
     assert_eq!(snap.len(), 1);
     assert_eq!(snap[0].requests, 0, "stats reset");
