@@ -309,7 +309,7 @@ impl<T: PoolConn> EncoderSlot<T> {
         };
         for (conn, reason) in out.retired {
             conn.close();
-            tracing::debug!(encoder_id = %self.encoder, conn = %conn.id(), %reason, "connection retired");
+            tracing::debug!(encoder_id = %self.encoder, connection_id = %conn.id(), %reason, "connection retired");
             self.ctx
                 .observer
                 .connection_retired(&self.encoder, conn.id(), reason);
@@ -663,7 +663,7 @@ impl<T: PoolConn> EncoderSlot<T> {
                     }
                 }
                 Some(false) => {
-                    tracing::debug!(encoder_id = %self.encoder, conn = %id, "keepalive failed");
+                    tracing::debug!(encoder_id = %self.encoder, connection_id = %id, "keepalive failed");
                     st.retire(id, RetireReason::Broken, &mut out);
                 }
                 None => {}

@@ -178,7 +178,7 @@ impl<C: Connector> WarmupManager<C> {
     pub fn force_reset_connection(&self, encoder: &EncoderId, conn: ConnectionId) {
         if let Some(slot) = self.slot(encoder) {
             if slot.retire(conn, RetireReason::Reset).is_ok() {
-                tracing::info!(encoder_id = %encoder, %conn, "connection force-reset");
+                tracing::info!(encoder_id = %encoder, connection_id = %conn, "connection force-reset");
             }
         }
     }

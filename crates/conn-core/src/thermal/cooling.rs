@@ -30,11 +30,11 @@ pub(crate) async fn run(shared: Arc<ThermalShared>, conn: Arc<ConnThermal>, star
     let took = Instant::now().saturating_duration_since(started);
     let outcome = match result {
         Ok(()) => {
-            tracing::info!(encoder_id = %conn.encoder, conn = %conn.conn, ?took, "cooling completed");
+            tracing::debug!(encoder_id = %conn.encoder, connection_id = %conn.conn, ?took, "cooling completed");
             CoolingOutcome::Completed
         }
         Err(e) => {
-            tracing::warn!(encoder_id = %conn.encoder, conn = %conn.conn, error = %e, "cooling failed; resetting the connection");
+            tracing::warn!(encoder_id = %conn.encoder, connection_id = %conn.conn, error = %e, "cooling failed; resetting the connection");
             shared.pool.force_reset(&conn.encoder, conn.conn);
             shared.forget(&conn.encoder, conn.conn);
             CoolingOutcome::Failed

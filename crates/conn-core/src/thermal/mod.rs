@@ -259,7 +259,7 @@ impl ConnectionThermalManager {
             return DeviceHeat::Normal { celsius };
         }
         if newly {
-            tracing::warn!(encoder_id = %encoder, celsius, limit, "device overheated");
+            tracing::debug!(encoder_id = %encoder, celsius, limit, "device overheated");
             self.shared.observer.device_overheated(encoder, celsius);
         }
         DeviceHeat::Overheated {
@@ -421,22 +421,22 @@ impl ThermalShared {
         reason: CoolingReason,
     ) -> bool {
         let Some(c) = self.entry(encoder, conn) else {
-            tracing::debug!(encoder_id = %encoder, %conn, "start_cooling on a connection the pool does not own");
+            tracing::debug!(encoder_id = %encoder, connection_id = %conn, "start_cooling on a connection the pool does not own");
             return false;
         };
         let (Ok(runtime), Some(me)) = (tokio::runtime::Handle::try_current(), self.me.upgrade())
         else {
-            tracing::error!(encoder_id = %encoder, %conn, "start_cooling called outside a tokio runtime");
+            tracing::error!(encoder_id = %encoder, connection_id = %conn, "start_cooling called outside a tokio runtime");
             return false;
         };
         let started = Instant::now();
         if c.begin_cooling(started, reason).is_none() {
             return false;
         }
-        tracing::info!(encoder_id = %encoder, %conn, %reason, "cooling started");
+        tracing::debug!(encoder_id = %encoder, connection_id = %conn, %reason, "cooling started");
         self.observer.cooling_started(encoder, conn, reason);
         if let Err(e) = self.pool.begin_cooling(encoder, conn) {
-            tracing::warn!(encoder_id = %encoder, %conn, error = %e, "cooling failed to start; resetting the connection");
+            tracing::warn!(encoder_id = %encoder, connection_id = %conn, error = %e, "cooling failed to start; resetting the connection");
             self.pool.force_reset(encoder, conn);
             self.forget(encoder, conn);
             self.observer.cooling_finished(

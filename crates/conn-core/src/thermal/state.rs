@@ -242,7 +242,7 @@ impl ConnThermal {
         if let Some(c) = self.lock().cooling.as_mut() {
             c.cap = cap;
         }
-        tracing::debug!(encoder_id = %self.encoder, conn = %self.conn, step, allowed_load = cap, "cooling step");
+        tracing::debug!(encoder_id = %self.encoder, connection_id = %self.conn, step, allowed_load = cap, "cooling step");
     }
 
     pub(crate) fn is_cooling(&self) -> bool {
