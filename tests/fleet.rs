@@ -216,3 +216,50 @@ async fn a_failed_stream_is_seen_through_events_long_before_the_next_check() {
     assert!(took < Duration::from_secs(2), "detected after {took:?}");
     fleet.shutdown(Duration::from_secs(2)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_adds_and_removes_encoders_without_restarting_the_others() {
+    let tunables = fast_tunables();
+    let sims = [
+        sim(SimConfig::fast()).await,
+        sim(SimConfig::fast()).await,
+        sim(SimConfig::fast()).await,
+    ];
+    let enc = |i: usize| encoder(&format!("enc-{i}"), &sims[i].url(), None, &tunables);
+    let (fleet, admin) = start_fleet(&fleet_config(vec![enc(0), enc(1)], &tunables)).await;
+    eventually(Duration::from_secs(5), "both checked", || async {
+        fleet
+            .views()
+            .iter()
+            .all(|v| v.report.checks >= 2)
+            .then_some(())
+    })
+    .await;
+    let kept_before = fleet.view("enc-0").unwrap().report.checks;
+
+    fleet
+        .reload(&fleet_config(vec![enc(0), enc(2)], &tunables))
+        .await
+        .unwrap();
+    assert_eq!(fleet.encoder_ids(), ["enc-0", "enc-2"]);
+    assert!(
+        fleet.view("enc-0").unwrap().report.checks >= kept_before,
+        "an unchanged encoder keeps its loop and its history"
+    );
+    eventually(
+        Duration::from_secs(5),
+        "the new encoder checked",
+        || async { (fleet.view("enc-2")?.report.checks > 0).then_some(()) },
+    )
+    .await;
+    let (_, text) = http(admin, "GET", "/metrics").await;
+    assert!(
+        !text.contains(r#"encoder_id="enc-1""#),
+        "the removed encoder's series are gone"
+    );
+    assert!(
+        text.contains(r#"helo_encoder_up{encoder_id="enc-2"} 1"#),
+        "{text}"
+    );
+    fleet.shutdown(Duration::from_secs(2)).await;
+}

@@ -143,7 +143,7 @@ async fn start_replicator(device: &DeviceConfig, stream: bool) -> Result<(), Dem
 }
 
 /// The demo's fault schedule: the stream of every "stream-fails" encoder fails every
-/// 25 s; every "reboots" encoder reboots every 60 s.
+/// 25 s; every "reboots" encoder reboots every 40 s.
 async fn chaos(sims: Arc<Vec<SimDevice>>) {
     let mut tick = tokio::time::interval(Duration::from_secs(5));
     let mut n: u64 = 0;
@@ -155,7 +155,7 @@ async fn chaos(sims: Arc<Vec<SimDevice>>) {
                 "stream-fails" if n % 5 == 0 => {
                     sim.fail_stream_now();
                 }
-                "reboots" if n % 12 == 0 => sim.reboot(),
+                "reboots" if n % 8 == 0 => sim.reboot(),
                 _ => {}
             }
         }
