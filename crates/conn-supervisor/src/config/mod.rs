@@ -68,7 +68,8 @@ pub struct EncoderConfig {
     pub expect_streaming: bool,
     /// The encoder should be recording.
     pub expect_recording: bool,
-    /// Thresholds, intervals and pool sizes after per-encoder overrides.
+    /// Settings after per-encoder overrides (intervals, timeouts, recovery, events;
+    /// pool, thermal and scoring settings are fleet-wide).
     pub tunables: Tunables,
 }
 
@@ -272,6 +273,18 @@ fn resolve_encoder(
         text,
         issues,
     );
+    for (name, offset) in enc
+        .overrides
+        .as_ref()
+        .map(|o| o.fleet_only())
+        .unwrap_or_default()
+    {
+        issues.push(ConfigIssue {
+            key: format!("{key}.overrides.{name}"),
+            line: Some(line_of(text, offset)),
+            message: "applies to the whole fleet; set it in [defaults]".into(),
+        });
+    }
     let device = DeviceConfig::from_url(id.as_str(), enc.url.get_ref())
         .and_then(|d| d.with_request_timeout(tunables.request_timeout))
         .and_then(|d| d.with_connect_timeout(tunables.connect_timeout));

@@ -42,7 +42,7 @@ url = "10.0.0.22:8080"
 password_env = "HELO_PW"
 [encoder.overrides]
 check_interval = "2s"
-cooling_period = 30
+recovery_backoff = 30
 "#;
 
 #[test]
@@ -61,7 +61,7 @@ fn a_good_file_resolves_defaults_and_overrides() {
     );
     let b = &cfg.encoders[1];
     assert_eq!(b.tunables.check_interval, Duration::from_secs(2));
-    assert_eq!(b.tunables.cooling_period, Duration::from_secs(30));
+    assert_eq!(b.tunables.recovery_backoff, Duration::from_secs(30));
     assert_eq!(
         b.tunables.temperature_high, 85.0,
         "fleet default still applies"
@@ -144,6 +144,12 @@ fn mistakes_name_the_key_and_line() {
         "not an address",
     );
     check_err("", "encoder", None, "nothing to supervise");
+    check_err(
+        "[[encoder]]\nid = \"a\"\nurl = \"h\"\n[encoder.overrides]\ncheck_interval = \"5s\"\nmin_warm = 2\n",
+        "encoder[0].overrides.min_warm",
+        Some(6),
+        "whole fleet",
+    );
     check_err("[[encoder]]\nid = \"a\"\n", "url", Some(1), "missing field");
     check_err(
         "[defaults]\nmin_warm = 8\nmax_connections = 4\n[[encoder]]\nid = \"a\"\nurl = \"h\"\n",
@@ -182,4 +188,21 @@ fn password_files_are_read_relative_to_the_config() {
     let err = FleetConfig::parse("fleet.toml", missing, &|_| None, Some(&dir)).unwrap_err();
     assert!(err.to_string().contains("cannot read"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn the_example_file_in_the_repository_is_valid() {
+    let text = include_str!("../../../../fleet.example.toml");
+    let env = |var: &str| (var == "HELO_COUNCIL_PASSWORD").then(|| "x".to_string());
+    let cfg = FleetConfig::parse("fleet.example.toml", text, &env, None).unwrap();
+    assert_eq!(cfg.encoders.len(), 2);
+    assert_eq!(
+        cfg.defaults,
+        Tunables::default(),
+        "the example documents the defaults"
+    );
+    assert_eq!(
+        cfg.encoders[1].tunables.check_interval,
+        Duration::from_secs(10)
+    );
 }

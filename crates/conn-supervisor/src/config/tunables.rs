@@ -197,3 +197,41 @@ tunables! {
     /// Follow device state with event long-polls (falls back to polling by itself).
     events: bool = true, from bool, check |v| Ok::<(), String>(());
 }
+
+impl RawTunables {
+    /// Keys set here that only the fleet-wide managers read (pools, thermal model,
+    /// health scoring), so they cannot differ per encoder; with their offsets.
+    pub(super) fn fleet_only(&self) -> Vec<(&'static str, usize)> {
+        let mut found = Vec::new();
+        macro_rules! fleet_only {
+            ($($key:ident),* $(,)?) => {
+                $(
+                    if let Some(v) = &self.$key {
+                        found.push((stringify!($key), v.span().start));
+                    }
+                )*
+            };
+        }
+        fleet_only!(
+            health_deadline,
+            min_warm,
+            max_connections,
+            connection_capacity,
+            max_in_flight,
+            keepalive_interval,
+            idle_timeout,
+            max_lifetime,
+            temperature_high,
+            load_high,
+            burst_limit,
+            cooling_period,
+            gradual_cooldown,
+            device_temperature_limit,
+            overheat_profile,
+            media_available_min,
+            healthy_threshold,
+            degraded_threshold,
+        );
+        found
+    }
+}
