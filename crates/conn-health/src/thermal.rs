@@ -66,3 +66,44 @@ impl ThermalReadings for conn_core::ConnectionThermalManager {
         self.config().temperature_high
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use conn_core::{
+        ConnectionThermalManager, MockPoolControl, NoopObserver, PoolConfig, ThermalConfig,
+    };
+
+    use super::*;
+
+    #[tokio::test]
+    async fn the_thermal_manager_is_read_with_its_own_threshold() {
+        let mut pool = MockPoolControl::new();
+        pool.expect_owns().returning(|_, _| true);
+        let manager = ConnectionThermalManager::with_pool(
+            Arc::new(pool),
+            &PoolConfig::default(),
+            ThermalConfig {
+                temperature_high: 65.0,
+                ..ThermalConfig::default()
+            },
+            Arc::new(NoopObserver),
+        );
+        let readings: &dyn ThermalReadings = &manager;
+        assert_eq!(readings.temperature_high(), 65.0);
+        let enc = EncoderId::from("enc-1");
+        let conn = ConnectionId::from_raw(5);
+        let _layer = manager.layer(&enc, conn);
+        manager.check_temperature(&enc, conn);
+        assert_eq!(
+            readings.temperature(&enc, conn),
+            Some(0.0),
+            "an idle connection is cold"
+        );
+        assert_eq!(
+            readings.temperature(&enc, conn),
+            manager.temperature(&enc, conn)
+        );
+    }
+}
