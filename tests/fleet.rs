@@ -263,3 +263,35 @@ async fn a_reload_adds_and_removes_encoders_without_restarting_the_others() {
     );
     fleet.shutdown(Duration::from_secs(2)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_encoder_that_goes_away_is_marked_down_then_reconnected() {
+    let tunables = fast_tunables();
+    let device = sim(SimConfig::fast()).await;
+    let (fleet, admin) = start_fleet(&fleet_config(
+        vec![encoder("flaky", &device.url(), None, &tunables)],
+        &tunables,
+    ))
+    .await;
+    let up = |want: f64| {
+        move || async move {
+            let (_, text) = http(admin, "GET", "/metrics").await;
+            (series_value(&text, r#"helo_encoder_up{encoder_id="flaky"}"#) == Some(want))
+                .then_some(text)
+        }
+    };
+    eventually(Duration::from_secs(5), "up", up(1.0)).await;
+    device.go_unreachable(Duration::from_millis(1500));
+    eventually(Duration::from_secs(5), "marked down", up(0.0)).await;
+    let text = eventually(Duration::from_secs(10), "up again", up(1.0)).await;
+    assert!(
+        series_value(
+            &text,
+            r#"helo_recovery_actions_total{encoder_id="flaky",action="reconnect",outcome="ok"}"#
+        )
+        .is_some_and(|n| n >= 1.0),
+        "{text}"
+    );
+    assert!(fleet.view("flaky").unwrap().report.up);
+    fleet.shutdown(Duration::from_secs(2)).await;
+}

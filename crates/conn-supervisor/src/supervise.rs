@@ -186,6 +186,16 @@ impl EncoderTask {
         drop(pooled);
 
         let mut report = lock(&self.report);
+        if reachable && report.consecutive_failures > 0 {
+            tracing::info!(
+                encoder_id = %id,
+                connection_id = %conn_id,
+                reason = "reconnected",
+                failed_checks = report.consecutive_failures,
+                "encoder reachable again"
+            );
+            device_metrics.recovery_action(id, "reconnect", "ok");
+        }
         report.up = reachable;
         report.checks += 1;
         report.consecutive_failures = if reachable {
