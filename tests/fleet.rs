@@ -127,11 +127,14 @@ async fn a_failing_stream_is_recovered_and_the_recovery_counted() {
         (ok >= 1.0 && sim.snapshot().stream_state == StreamState::Streaming.value()).then_some(())
     })
     .await;
-    let (_, text) = http(admin, "GET", "/metrics").await;
-    assert_eq!(
-        series_value(&text, r#"helo_stream_state{encoder_id="studio-a"}"#).map(|v| v as i64),
-        Some(StreamState::Streaming.value())
-    );
+    // The gauge follows the device's event a moment later.
+    eventually(Duration::from_secs(3), "the stream state gauge", || async {
+        let (_, text) = http(admin, "GET", "/metrics").await;
+        (series_value(&text, r#"helo_stream_state{encoder_id="studio-a"}"#).map(|v| v as i64)
+            == Some(StreamState::Streaming.value()))
+        .then_some(())
+    })
+    .await;
     fleet.shutdown(Duration::from_secs(2)).await;
 }
 

@@ -1,7 +1,200 @@
-//! `cargo xtask bench`: criterion benchmarks and the fleet-scale sweep.
+//! `cargo xtask bench`: criterion benchmarks (layer overhead, warm vs cold) and the
+//! fleet sweep (scale, detection and recovery, scrape cost), each against its baseline
+//! in the same run; one summary table at the end, also written to
+//! `target/bench-summary.md`.
 
-use crate::run::cargo;
+mod criterion;
+mod fleet;
+mod http;
+mod procfs;
+mod procs;
+mod prom;
+mod report;
 
-pub(crate) fn run(_extra: &[String]) -> Result<(), String> {
-    cargo(&["bench", "--workspace"])
+use std::time::Duration;
+
+use crate::run::{cargo, root};
+
+const USAGE: &str = "\
+usage: cargo xtask bench [options]
+
+  --quick            short criterion times, 8 s fleet windows, sizes 100,1000
+  --only PARTS       comma separated: layers, warm, fleet, faults, scrape (default: all)
+  --sizes N,N,...    fleet sizes (default 100,1000,5000)
+  --window SECS      steady-state window per fleet point (default 20)
+  --trials N         stream-failure trials per mode (default 3)
+  --fault-n N        fleet size of the detection/recovery trials (default 1000)
+  --scrape-n N       fleet size of the scrape measurement (default: largest size)
+";
+
+#[derive(Debug, Clone)]
+struct Args {
+    parts: Vec<String>,
+    sizes: Vec<usize>,
+    window: Duration,
+    trials: usize,
+    fault_n: usize,
+    scrape_n: Option<usize>,
+    timing: criterion::Timing,
+    quick: bool,
+}
+
+impl Args {
+    fn parse(extra: &[String]) -> Result<Self, String> {
+        let mut a = Args {
+            parts: ["layers", "warm", "fleet", "faults", "scrape"]
+                .map(String::from)
+                .to_vec(),
+            sizes: vec![100, 1_000, 5_000],
+            window: Duration::from_secs(20),
+            trials: 3,
+            fault_n: 1_000,
+            scrape_n: None,
+            timing: criterion::Timing {
+                warm_up_s: 1.0,
+                measure_s: 3.0,
+            },
+            quick: false,
+        };
+        let mut it = extra.iter();
+        let number = |v: Option<&String>, flag: &str| -> Result<usize, String> {
+            v.and_then(|v| v.replace('_', "").parse().ok())
+                .ok_or_else(|| format!("{flag} needs a number\n{USAGE}"))
+        };
+        while let Some(flag) = it.next() {
+            match flag.as_str() {
+                "--quick" => {
+                    a.quick = true;
+                    a.sizes = vec![100, 1_000];
+                    a.window = Duration::from_secs(8);
+                    a.trials = 2;
+                    a.timing = criterion::Timing {
+                        warm_up_s: 0.5,
+                        measure_s: 1.0,
+                    };
+                }
+                "--only" => {
+                    let v = it.next().ok_or(format!("--only needs parts\n{USAGE}"))?;
+                    a.parts = v.split(',').map(|s| s.trim().to_string()).collect();
+                    for p in &a.parts {
+                        if !["layers", "warm", "fleet", "faults", "scrape"].contains(&p.as_str()) {
+                            return Err(format!("unknown part {p:?}\n{USAGE}"));
+                        }
+                    }
+                }
+                "--sizes" => {
+                    let v = it.next().ok_or(format!("--sizes needs sizes\n{USAGE}"))?;
+                    a.sizes = v
+                        .split(',')
+                        .map(|s| s.trim().replace('_', "").parse::<usize>())
+                        .collect::<Result<_, _>>()
+                        .map_err(|e| format!("--sizes: {e}"))?;
+                }
+                "--window" => a.window = Duration::from_secs(number(it.next(), flag)? as u64),
+                "--trials" => a.trials = number(it.next(), flag)?,
+                "--fault-n" => a.fault_n = number(it.next(), flag)?,
+                "--scrape-n" => a.scrape_n = Some(number(it.next(), flag)?),
+                "-h" | "--help" => return Err(USAGE.to_string()),
+                other => return Err(format!("unknown option {other:?}\n{USAGE}")),
+            }
+        }
+        if a.sizes.iter().any(|&n| n == 0 || n > 10_000) {
+            return Err("fleet sizes must be 1 to 10000 (ports and descriptors)".into());
+        }
+        Ok(a)
+    }
+
+    fn wants(&self, part: &str) -> bool {
+        self.parts.iter().any(|p| p == part)
+    }
+}
+
+pub(crate) fn run(extra: &[String]) -> Result<(), String> {
+    let args = Args::parse(extra)?;
+    let root = root();
+    let mut results = report::Results {
+        command: std::iter::once("cargo xtask bench".to_string())
+            .chain(extra.iter().cloned())
+            .collect::<Vec<_>>()
+            .join(" "),
+        ..report::Results::default()
+    };
+    if args.wants("layers") {
+        criterion::run(&root, "stack", "stack", args.timing)?;
+        let m = |id| criterion::median_ns(&root, "stack", id);
+        results.layers = Some(report::Layers {
+            bare: m("bare")?,
+            timeout: m("timeout")?,
+            thermal: m("thermal")?,
+            health: m("health")?,
+            metrics: m("metrics")?,
+        });
+    }
+    if args.wants("warm") {
+        criterion::run(&root, "warm_cold", "warm_cold", args.timing)?;
+        let m = |id| criterion::median_ns(&root, "warm_cold", id);
+        results.warm = Some(report::Warm {
+            checkout: m("checkout")?,
+            warm: m("warm")?,
+            cold: m("cold")?,
+        });
+    }
+    let (sweep, faults, scrape) = (
+        args.wants("fleet"),
+        args.wants("faults"),
+        args.wants("scrape"),
+    );
+    if sweep || faults || scrape {
+        cargo(&[
+            "build",
+            "--release",
+            "-p",
+            "conn-supervisor",
+            "-p",
+            "helo-sim",
+        ])?;
+        let opts = fleet::Options {
+            bin_dir: fleet::bin_dir(&root),
+            out_dir: root.join("target").join("bench-fleet"),
+            window: args.window,
+            trials: args.trials,
+        };
+        let scrape_n = args
+            .scrape_n
+            .unwrap_or_else(|| args.sizes.iter().copied().max().unwrap_or(5_000));
+        let mut sizes: Vec<usize> = Vec::new();
+        if sweep {
+            sizes.extend(&args.sizes);
+        }
+        if faults {
+            sizes.push(args.fault_n);
+        }
+        if scrape {
+            sizes.push(scrape_n);
+        }
+        sizes.sort_unstable();
+        sizes.dedup();
+        for n in sizes {
+            for events in [true, false] {
+                let steady = sweep && args.sizes.contains(&n);
+                let trials = faults && n == args.fault_n;
+                let scrape = scrape && events && n == scrape_n;
+                if !(steady || trials || scrape) {
+                    continue;
+                }
+                let setup = fleet::Setup::new(n, events);
+                results
+                    .runs
+                    .push(fleet::run(&opts, setup, steady, trials, scrape)?);
+            }
+        }
+    }
+    results.quick = args.quick;
+    results.window_s = args.window.as_secs();
+    let text = report::render(&results);
+    println!("\n{text}");
+    let path = root.join("target").join("bench-summary.md");
+    std::fs::write(&path, &text).map_err(|e| format!("{}: {e}", path.display()))?;
+    eprintln!("summary written to {}", path.display());
+    Ok(())
 }

@@ -6,6 +6,9 @@
 //! `cargo bench -p conn-supervisor --bench stack`; `cargo xtask bench` reads the
 //! medians from `target/criterion/stack/*/new/estimates.json`.
 
+// `criterion_group!` generates an undocumented `pub fn`.
+#![allow(missing_docs)]
+
 use std::{
     future::{ready, Ready},
     sync::Arc,

@@ -48,11 +48,17 @@ pub async fn serve(
 }
 
 async fn metrics(State(fleet): State<Fleet>) -> Response {
-    (
-        [(header::CONTENT_TYPE, HeloMetrics::CONTENT_TYPE)],
-        fleet.metrics().gather_text(),
-    )
-        .into_response()
+    // Encoding a large fleet takes a while (seconds at 5 000 encoders); off the
+    // runtime's workers, so supervision loops keep their schedule meanwhile.
+    let metrics = fleet.metrics().clone();
+    match tokio::task::spawn_blocking(move || metrics.gather_text()).await {
+        Ok(text) => ([(header::CONTENT_TYPE, HeloMetrics::CONTENT_TYPE)], text).into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("metrics encoding failed: {e}\n"),
+        )
+            .into_response(),
+    }
 }
 
 async fn readyz(State(fleet): State<Fleet>) -> Response {

@@ -80,7 +80,9 @@ pub(crate) async fn run(mut task: EncoderTask, mut stop: watch::Receiver<bool>) 
             tracing::debug!(encoder_id = %task.id, reason = "device_event", "state changed; checking now");
         }
         last_check = Instant::now();
-        let verdict = task.check_once(&mut recovery).await;
+        // Boxed: the check's future is large (about 32 KiB), and held inline it would
+        // make every encoder's idle loop that large too.
+        let verdict = Box::pin(task.check_once(&mut recovery)).await;
         let mut next = Instant::now() + schedule.next_delay_random(verdict.unhealthy);
         if let Some(at) = verdict.recheck_at {
             next = next.min(at.max(Instant::now()));
@@ -137,7 +139,12 @@ impl EncoderTask {
                 score = status.health_score(),
                 "device did not answer; replacing the connection"
             );
-        } else if status.health_score() < self.config.tunables.healthy_threshold {
+        } else if status.health_score() < self.config.tunables.healthy_threshold
+            && s.warmup.warm_count(id) > 0
+        {
+            // Preventive only while another warm connection can take the work: cooling
+            // takes this one out of rotation, and an encoder with no spare (say
+            // max_connections = 1) would otherwise go dark for a whole cooling period.
             s.thermal
                 .start_cooling(id, conn_id, CoolingReason::Preventive);
         } else if s.thermal.check_temperature(id, conn_id) {

@@ -22,10 +22,7 @@ pub(crate) async fn handle(inner: &DeviceInner, req: Request<Incoming>, path: &s
     match (path, write) {
         ("/sim/state", false) => Reply::json(StatusCode::OK, &state(inner)),
         ("/sim/faults", false) => Reply::json(StatusCode::OK, &json!(*inner.faults.borrow())),
-        ("/sim/faults", true) => match serde_json::from_slice::<FaultPatch>(&body) {
-            Ok(patch) => apply(inner, &patch),
-            Err(e) => Reply::error(StatusCode::BAD_REQUEST, &format!("bad fault patch: {e}")),
-        },
+        ("/sim/faults", true) => apply_json(inner, &body),
         ("/sim/params", true) => {
             match serde_json::from_slice::<serde_json::Map<String, Json>>(&body) {
                 Ok(map) => set_params(inner, &map),
@@ -48,6 +45,14 @@ fn state(inner: &DeviceInner) -> Json {
         "faults": *inner.faults.borrow(),
         "requests": inner.counters.snapshot(),
     })
+}
+
+/// Applies a JSON fault patch (the body of `POST /sim/faults`).
+pub(crate) fn apply_json(inner: &DeviceInner, body: &[u8]) -> Reply {
+    match serde_json::from_slice::<FaultPatch>(body) {
+        Ok(patch) => apply(inner, &patch),
+        Err(e) => Reply::error(StatusCode::BAD_REQUEST, &format!("bad fault patch: {e}")),
+    }
 }
 
 fn apply(inner: &DeviceInner, patch: &FaultPatch) -> Reply {

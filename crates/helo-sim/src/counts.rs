@@ -102,3 +102,20 @@ pub struct RequestCounts {
     /// `/sim/*` control requests (not part of `total`).
     pub control: u64,
 }
+
+/// Totals over several devices (the fleet endpoint of `helo-sim --control`).
+impl std::iter::Sum for RequestCounts {
+    fn sum<I: Iterator<Item = RequestCounts>>(iter: I) -> Self {
+        iter.fold(RequestCounts::default(), |a, b| RequestCounts {
+            total: a.total + b.total,
+            get: a.get + b.get,
+            set: a.set + b.set,
+            descriptors: a.descriptors + b.descriptors,
+            login: a.login + b.login,
+            connect: a.connect + b.connect,
+            wait_for_config_events: a.wait_for_config_events + b.wait_for_config_events,
+            other: a.other + b.other,
+            control: a.control + b.control,
+        })
+    }
+}

@@ -142,6 +142,10 @@ impl SimDevice {
         })
     }
 
+    pub(crate) fn inner(&self) -> &Arc<DeviceInner> {
+        &self.inner
+    }
+
     /// The address the device listens on.
     pub fn addr(&self) -> SocketAddr {
         self.inner.addr

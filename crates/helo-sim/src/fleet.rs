@@ -1,14 +1,19 @@
 //! Many devices in one process, on consecutive ports.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
-use crate::{SimConfig, SimDevice, SimError};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::{fleet_control, RequestCounts, SimConfig, SimDevice, SimError};
 
 /// `n` simulated encoders: on ports `PORT`, `PORT+1`, … of the base address, or each on
 /// an ephemeral port when the base port is 0.
 #[derive(Debug)]
 pub struct SimFleet {
     devices: Vec<SimDevice>,
+    control: Option<JoinHandle<()>>,
 }
 
 impl SimFleet {
@@ -36,7 +41,35 @@ impl SimFleet {
                 }
             }
         }
-        Ok(SimFleet { devices })
+        Ok(SimFleet {
+            devices,
+            control: None,
+        })
+    }
+
+    /// Serves the fleet control endpoint (`GET /sim/fleet`, `POST
+    /// /sim/fleet/devices/{k}/faults`) on `addr` until the fleet stops; answers the
+    /// bound address. A second call replaces the first endpoint.
+    pub async fn serve_control(&mut self, addr: SocketAddr) -> Result<SocketAddr, SimError> {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| SimError::Bind { addr, source })?;
+        let local = listener
+            .local_addr()
+            .map_err(|source| SimError::Bind { addr, source })?;
+        let devices: Arc<[_]> = self.devices.iter().map(|d| Arc::clone(d.inner())).collect();
+        if let Some(old) = self
+            .control
+            .replace(tokio::spawn(fleet_control::serve(listener, devices)))
+        {
+            old.abort();
+        }
+        Ok(local)
+    }
+
+    /// Requests received so far, summed over every device.
+    pub fn request_counts(&self) -> RequestCounts {
+        self.devices.iter().map(SimDevice::request_counts).sum()
     }
 
     /// The devices, in port order.
@@ -54,9 +87,20 @@ impl SimFleet {
         self.devices.is_empty()
     }
 
-    /// Stops every device and waits for them.
-    pub async fn shutdown(self) {
-        stop_all(self.devices).await;
+    /// Stops every device (and the control endpoint) and waits for them.
+    pub async fn shutdown(mut self) {
+        if let Some(control) = self.control.take() {
+            control.abort();
+        }
+        stop_all(std::mem::take(&mut self.devices)).await;
+    }
+}
+
+impl Drop for SimFleet {
+    fn drop(&mut self) {
+        if let Some(control) = self.control.take() {
+            control.abort();
+        }
     }
 }
 

@@ -49,6 +49,13 @@
 //! - `POST /sim/params`: `{"eParamID_SystemState": "10", ...}` sets parameters,
 //!   read-only ones included.
 //! - `POST /sim/reboot`.
+//!
+//! # Fleet control endpoint ([`SimFleet::serve_control`], `helo-sim --control ADDR`)
+//!
+//! - `GET /sim/fleet`: `{"devices": N, "requests": RequestCounts}`, the request
+//!   counters summed over every device (what a benchmark divides by its health checks).
+//! - `POST /sim/fleet/devices/{k}/faults`: the body of `POST /sim/faults` for device
+//!   `k` (1-based, as the binary prints `encoder-k`), even while it is unreachable.
 
 mod auth;
 mod body;
@@ -60,6 +67,7 @@ mod error;
 mod events;
 mod faults;
 mod fleet;
+mod fleet_control;
 mod params;
 mod physics;
 mod protocol;

@@ -11,8 +11,8 @@ use helo_sim::{Faults, SimConfig, SimFleet};
 
 /// Simulated AJA HELO encoders speaking the HELO REST protocol.
 ///
-/// Prints one line per encoder (`encoder-1 http://127.0.0.1:18080`) and serves until
-/// Ctrl-C or SIGTERM. Faults can also be changed at run time with
+/// Prints one line per encoder (`encoder-1 http://127.0.0.1:18080`), then with
+/// `--control` one line `control http://ADDR`, and serves until Ctrl-C or SIGTERM. Faults can also be changed at run time with
 /// `POST /sim/faults` on each encoder's port.
 #[derive(Debug, Parser)]
 #[command(name = "helo-sim", version)]
@@ -21,6 +21,10 @@ struct Cli {
     /// each gets a free port).
     #[arg(long, default_value = "127.0.0.1:18080")]
     listen: SocketAddr,
+    /// Also serve the fleet control endpoint here: `GET /sim/fleet` (request totals
+    /// over every encoder), `POST /sim/fleet/devices/{k}/faults`.
+    #[arg(long)]
+    control: Option<SocketAddr>,
     /// Number of encoders.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=65_535))]
     encoders: u32,
@@ -201,17 +205,32 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> ExitCode {
-    let fleet = match SimFleet::start(cli.listen, cli.encoders as usize, |i| cli.config(i)).await {
-        Ok(f) => f,
-        Err(e) => {
-            eprintln!("helo-sim: {e}");
-            return ExitCode::from(2);
-        }
+    let mut fleet =
+        match SimFleet::start(cli.listen, cli.encoders as usize, |i| cli.config(i)).await {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("helo-sim: {e}");
+                return ExitCode::from(2);
+            }
+        };
+    let control = match cli.control {
+        Some(addr) => match fleet.serve_control(addr).await {
+            Ok(a) => Some(a),
+            Err(e) => {
+                eprintln!("helo-sim: control endpoint: {e}");
+                fleet.shutdown().await;
+                return ExitCode::from(2);
+            }
+        },
+        None => None,
     };
     {
         let mut out = std::io::stdout().lock();
         for (i, d) in fleet.devices().iter().enumerate() {
             let _ = writeln!(out, "encoder-{} {}", i + 1, d.url());
+        }
+        if let Some(addr) = control {
+            let _ = writeln!(out, "control http://{addr}");
         }
         let _ = out.flush();
     }

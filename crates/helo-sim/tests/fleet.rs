@@ -81,6 +81,68 @@ async fn port_zero_gives_each_device_its_own_port_and_overflow_is_an_error() {
     );
 }
 
+#[tokio::test]
+async fn control_endpoint_sums_requests_and_injects_faults_into_device_k() {
+    let mut fleet = SimFleet::start("127.0.0.1:0".parse().unwrap(), 3, |_| SimConfig::fast())
+        .await
+        .unwrap();
+    let control = fleet
+        .serve_control("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let http = Http::new();
+    let devs = fleet.devices();
+    // 1 + 2 + 3 reads on the three devices.
+    for (i, dev) in devs.iter().enumerate() {
+        for _ in 0..=i {
+            value(&http, dev, "eParamID_SysName").await;
+        }
+    }
+    assert_eq!(fleet.request_counts().get, 6);
+    assert_eq!(fleet.request_counts().total, 6);
+    let reply = http.get(&format!("http://{control}/sim/fleet")).await;
+    assert_eq!(reply.status, 200);
+    let body = reply.json();
+    assert_eq!(body["devices"], 3);
+    assert_eq!(body["requests"]["get"], 6);
+    assert_eq!(body["requests"]["total"], 6);
+
+    let reply = http
+        .post(
+            &format!("http://{control}/sim/fleet/devices/2/faults"),
+            r#"{"fail_stream": true, "latency_ms": 5}"#,
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(devs[1].snapshot().stream_state, 3); // eRRSFailingInIdle
+    assert_eq!(devs[1].faults().latency_ms, 5);
+    assert_eq!(devs[0].snapshot().stream_state, 1);
+    assert_eq!(devs[2].faults().latency_ms, 0);
+
+    for bad in ["0", "4", "x"] {
+        let reply = http
+            .post(
+                &format!("http://{control}/sim/fleet/devices/{bad}/faults"),
+                "{}",
+            )
+            .await;
+        assert_eq!(reply.status, 404, "device {bad}");
+    }
+    let reply = http
+        .post(
+            &format!("http://{control}/sim/fleet/devices/1/faults"),
+            r#"{"no_such_fault": 1}"#,
+        )
+        .await;
+    assert_eq!(reply.status, 400);
+    assert_eq!(
+        http.get(&format!("http://{control}/nope")).await.status,
+        404
+    );
+    fleet.shutdown().await;
+    assert!(tokio::net::TcpStream::connect(control).await.is_err());
+}
+
 /// Kills the child even when an assertion fails first.
 struct Child(std::process::Child);
 
@@ -127,6 +189,43 @@ async fn binary_prints_one_url_per_encoder_and_serves_them() {
     drop(child);
 }
 
+#[tokio::test]
+async fn binary_serves_the_fleet_control_endpoint() {
+    let mut child = Child(
+        Command::new(env!("CARGO_BIN_EXE_helo-sim"))
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--encoders",
+                "2",
+                "--control",
+                "127.0.0.1:0",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
+    let mut urls = Vec::new();
+    for _ in 0..2 {
+        let line = lines.next().unwrap().unwrap();
+        urls.push(line.split_once(' ').unwrap().1.to_owned());
+    }
+    let line = lines.next().unwrap().unwrap();
+    let control = line.strip_prefix("control ").unwrap().to_owned();
+    let http = Http::new();
+    http.get(&format!(
+        "{}/config?action=get&paramid=eParamID_SysName",
+        urls[1]
+    ))
+    .await;
+    let body = http.get(&format!("{control}/sim/fleet")).await.json();
+    assert_eq!(body["devices"], 2);
+    assert_eq!(body["requests"]["total"], 1);
+    drop(child);
+}
+
 #[test]
 fn binary_exits_2_on_bad_arguments_and_bind_failures() {
     let bin = env!("CARGO_BIN_EXE_helo-sim");
@@ -145,4 +244,8 @@ fn binary_exits_2_on_bad_arguments_and_bind_failures() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
     assert_eq!(status(&["--listen", &addr]), Some(2));
+    assert_eq!(
+        status(&["--listen", "127.0.0.1:0", "--control", &addr]),
+        Some(2)
+    );
 }
