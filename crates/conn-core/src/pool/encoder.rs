@@ -374,7 +374,7 @@ impl<T: PoolConn> EncoderSlot<T> {
                 Some(m) if m.status != Status::Out => Back::NotOut,
                 Some(_) if broken => Back::Retire(RetireReason::Broken),
                 Some(m) if now >= m.expires_at => Back::Retire(RetireReason::Expired),
-                Some(m) if m.cooling => Back::Park,
+                Some(m) if m.cooling && st.usable() > 0 => Back::Park,
                 Some(_) => Back::Warm,
             };
             match back {
@@ -433,8 +433,14 @@ impl<T: PoolConn> EncoderSlot<T> {
                 .get_mut(&conn)
                 .ok_or_else(|| self.unknown(conn))?;
             m.cooling = true;
-            if m.status == Status::Idle {
-                m.status = Status::Parked;
+            let idle = m.status == Status::Idle;
+            // Degrade, never eject: an encoder's only usable connection stays in
+            // rotation while it cools (the thermal layer holds it to its floor load);
+            // parking it would leave the encoder with nothing to hand out.
+            if idle && st.usable() > 0 {
+                if let Some(m) = st.members.get_mut(&conn) {
+                    m.status = Status::Parked;
+                }
                 st.idle.retain(|i| *i != conn);
             }
             st.note_warm(&mut out);

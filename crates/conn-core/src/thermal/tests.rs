@@ -230,6 +230,40 @@ async fn cooling_an_idle_warm_connection_takes_it_out_of_rotation() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn an_encoders_only_connection_stays_in_rotation_while_it_cools() {
+    let connector = FakeConnector::new(FakeMode::Up);
+    let obs = RecordingObserver::new();
+    let config = PoolConfig {
+        min_warm: 1,
+        max_connections: 1,
+        ..pool_config()
+    };
+    let pool = WarmupManager::new(connector.clone(), config, obs.clone());
+    let thermal = ConnectionThermalManager::new(pool.clone(), thermal_config(), obs.clone());
+    pool.start_warmup(Device::new(
+        DeviceConfig::from_url("enc-1", "http://127.0.0.1:9").unwrap(),
+    ));
+    sleep(S).await;
+    let e = enc();
+    let id = connector.made()[0].id();
+    assert!(thermal.start_cooling(&e, id, CoolingReason::Preventive));
+    sleep(S).await;
+    // No room for a replacement: the one connection is still handed out (its load
+    // held to the floor by the thermal layer), before and after a use.
+    for _ in 0..2 {
+        let c = pool
+            .get_warm_connection(&e)
+            .expect("still in rotation while cooling");
+        assert_eq!(c.id(), id);
+    }
+    assert!(thermal.is_cooling(&e, id));
+    sleep(61 * S).await;
+    assert!(!thermal.is_cooling(&e, id));
+    assert_eq!(pool.get_warm_connection(&e).map(|c| c.id()), Some(id));
+    assert_eq!(connector.made().len(), 1, "never ejected, never replaced");
+}
+
+#[tokio::test(start_paused = true)]
 async fn the_last_usable_connection_keeps_a_floor_and_ramps_back() {
     let obs = RecordingObserver::new();
     let mut pool = MockPoolControl::new();
