@@ -207,10 +207,22 @@ impl PassiveStats {
         latency: Duration,
         outcome: RequestOutcome,
     ) {
+        self.record_at(encoder, conn, Instant::now(), latency, outcome);
+    }
+
+    /// [`record`](Self::record) for a request that finished at `now`, so a caller that
+    /// already read the clock to time it does not read it again.
+    pub(crate) fn record_at(
+        &self,
+        encoder: &EncoderId,
+        conn: ConnectionId,
+        now: Instant,
+        latency: Duration,
+        outcome: RequestOutcome,
+    ) {
         if outcome == RequestOutcome::Shed {
             return;
         }
-        let now = Instant::now();
         let sample = Sample {
             at: now,
             latency,

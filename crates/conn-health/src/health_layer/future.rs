@@ -52,10 +52,14 @@ where
                 Ok(_) => RequestOutcome::Success,
                 Err(e) => RequestOutcome::of_error(e.as_ref()),
             };
-            if outcome != RequestOutcome::Shed {
-                r.passive
-                    .record(&r.encoder, r.conn, r.started.elapsed(), outcome);
-            }
+            let now = Instant::now();
+            r.passive.record_at(
+                &r.encoder,
+                r.conn,
+                now,
+                now.saturating_duration_since(r.started),
+                outcome,
+            );
         }
         Poll::Ready(result)
     }
