@@ -55,6 +55,7 @@ pub(crate) fn encoder(
             .with_password(password.map(Password::new)),
         expect_streaming: false,
         expect_recording: false,
+        hold: false,
         tunables: tunables.clone(),
     }
 }

@@ -100,6 +100,7 @@ impl Demo {
                 device,
                 expect_streaming: streams,
                 expect_recording: !streams,
+                hold: false,
                 tunables: tunables.clone(),
             });
             sims.push(sim);

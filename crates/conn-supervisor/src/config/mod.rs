@@ -68,6 +68,8 @@ pub struct EncoderConfig {
     pub expect_streaming: bool,
     /// The encoder should be recording.
     pub expect_recording: bool,
+    /// Start held (maintenance): observed, never acted on, until released.
+    pub hold: bool,
     /// Settings after per-encoder overrides (intervals, timeouts, recovery, events;
     /// pool, thermal and scoring settings are fleet-wide).
     pub tunables: Tunables,
@@ -83,6 +85,7 @@ impl fmt::Debug for EncoderConfig {
             .field("password", &self.device.password().map(|_| "<redacted>"))
             .field("expect_streaming", &self.expect_streaming)
             .field("expect_recording", &self.expect_recording)
+            .field("hold", &self.hold)
             .field("tunables", &self.tunables)
             .finish()
     }
@@ -308,6 +311,7 @@ fn resolve_encoder(
         device,
         expect_streaming: enc.expect_streaming.unwrap_or(false),
         expect_recording: enc.expect_recording.unwrap_or(false),
+        hold: enc.hold.unwrap_or(false),
         tunables,
     })
 }

@@ -25,6 +25,7 @@ pub(super) struct RawEncoder {
     pub(super) password_env: Option<Spanned<String>>,
     pub(super) expect_streaming: Option<bool>,
     pub(super) expect_recording: Option<bool>,
+    pub(super) hold: Option<bool>,
     pub(super) overrides: Option<RawTunables>,
 }
 

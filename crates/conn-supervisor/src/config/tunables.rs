@@ -122,6 +122,26 @@ macro_rules! tunables {
                         ),
                     });
                 }
+                if out.device_temperature_critical <= out.device_temperature_limit {
+                    issues.push(ConfigIssue {
+                        key: format!("{prefix}.device_temperature_critical"),
+                        line: raw.device_temperature_critical.as_ref().map(|s| line_of(text, s.span().start)),
+                        message: format!(
+                            "device_temperature_critical {} must be above device_temperature_limit {}",
+                            out.device_temperature_critical, out.device_temperature_limit
+                        ),
+                    });
+                }
+                if out.media_available_critical >= out.media_available_min {
+                    issues.push(ConfigIssue {
+                        key: format!("{prefix}.media_available_critical"),
+                        line: raw.media_available_critical.as_ref().map(|s| line_of(text, s.span().start)),
+                        message: format!(
+                            "media_available_critical {} must be below media_available_min {}",
+                            out.media_available_critical, out.media_available_min
+                        ),
+                    });
+                }
                 if out.max_connections < out.min_warm {
                     issues.push(ConfigIssue {
                         key: format!("{prefix}.max_connections"),
@@ -184,12 +204,24 @@ tunables! {
     device_temperature_limit: f64 = 70.0, from f64, check |v| in_range(&v, 1.0, 150.0);
     /// Streaming profile (0–9) to switch an overheating encoder to; unset: only report.
     overheat_profile: Option<u8> = None, from i64, check |v| v.map_or(Ok(()), |p| in_range(&p, 0, 9));
+    /// Device temperature (°C) at which the resource check fails (the encoder is critical).
+    device_temperature_critical: f64 = 85.0, from f64, check |v| in_range(&v, 1.0, 200.0);
     /// Free media (percent) below which resource usage warns.
     media_available_min: f64 = 10.0, from f64, check |v| in_range(&v, 0.0, 100.0);
+    /// Free media (percent) at or below which the resource check fails.
+    media_available_critical: f64 = 2.0, from f64, check |v| in_range(&v, 0.0, 100.0);
     /// Stream recovery tries (stop, then stream) before giving up until healthy again.
     recovery_max_attempts: u32 = 3, from i64, check |v| in_range(&v, 0, 20);
     /// First wait between recovery tries; doubles each try.
     recovery_backoff: Duration = Duration::from_secs(2), from RawDuration, check |v| in_range(&v, 100 * MS, 600 * SEC);
+    /// After the last recovery try failed, how long until a new round of tries.
+    recovery_retry_after: Duration = Duration::from_secs(300), from RawDuration, check |v| in_range(&v, SEC, 24 * HOUR);
+    /// How long the supervisor leaves a stream or recording that is not in its desired
+    /// state alone, so an operator's own stop and start can settle.
+    desired_state_grace: Duration = Duration::from_secs(10), from RawDuration, check |v| in_range(&v, Duration::ZERO, HOUR);
+    /// How long a start may take to reach streaming (or recording) before it counts as
+    /// a failed try.
+    start_timeout: Duration = Duration::from_secs(10), from RawDuration, check |v| in_range(&v, 100 * MS, 600 * SEC);
     /// Score at or above which a connection is healthy.
     healthy_threshold: f64 = 80.0, from f64, check |v| in_range(&v, 0.0, 100.0);
     /// Score at or above which a connection is degraded (below: unhealthy).
@@ -229,6 +261,8 @@ impl RawTunables {
             device_temperature_limit,
             overheat_profile,
             media_available_min,
+            device_temperature_critical,
+            media_available_critical,
             healthy_threshold,
             degraded_threshold,
         );
