@@ -73,15 +73,19 @@
 mod checker;
 mod checks;
 mod config;
+mod encoder_status;
 mod error;
 mod health_layer;
 mod mirror;
 mod observer;
 mod passive;
+mod reconcile;
 mod recovery;
 mod schedule;
 mod score;
 mod status;
+mod supervision;
+mod text;
 mod thermal;
 
 #[cfg(test)]
@@ -90,17 +94,29 @@ mod testing;
 pub use self::{
     checker::{ConnectionHealthChecker, HealthCheckerBuilder},
     config::{Expectations, HealthConfig, Limits},
+    encoder_status::{
+        EncoderStatus, Reachability, ReasonCode, StatusInputs, StatusLevel, StatusPolicy,
+        StatusReason, StatusTracker,
+    },
     error::HealthError,
     health_layer::{Health, HealthLayer, ResponseFuture},
     mirror::{BackoffConfig, DeviceState, DeviceStateMirror, MirrorConfig, MirrorStatus, Reading},
     observer::{HealthObserver, NoopHealthObserver},
     passive::{PassiveConfig, PassiveStats, RequestOutcome, WindowSummary},
+    reconcile::{
+        Action, Activity, Decision, DesiredState, Observation, ReconcileEvent, ReconcilePolicy,
+        Reconciler, TrackPhase, TrackReport,
+    },
     recovery::{RecoveryDecision, RecoveryPolicy, StreamObservation, StreamRecovery},
     schedule::CheckSchedule,
     score::{Scoring, Thresholds, Weights},
     status::{
         CheckKind, CheckOutcome, CheckResult, CheckSource, DeviceReadings, EncoderId, HealthLevel,
         HealthStatus,
+    },
+    supervision::{
+        ActionRecord, CheckFindings, EncoderSupervision, Plan, SupervisionEvent, SupervisionPolicy,
+        SupervisionReport,
     },
     thermal::{NoThermalReadings, ThermalReadings},
 };

@@ -34,6 +34,15 @@ pub enum CheckKind {
 }
 
 impl CheckKind {
+    /// The checks that judge the connection itself (not the device behind it): a low
+    /// score over these is a reason to cool the connection; a stopped stream is not.
+    pub const CONNECTION: [CheckKind; 4] = [
+        CheckKind::BasicConnectivity,
+        CheckKind::ResponseTime,
+        CheckKind::ErrorRate,
+        CheckKind::ThermalStatus,
+    ];
+
     /// Every check, in report order.
     pub const ALL: [CheckKind; 7] = [
         CheckKind::BasicConnectivity,
@@ -188,6 +197,8 @@ pub struct HealthStatus {
     connection: ConnectionId,
     health_score: f64,
     status: HealthLevel,
+    /// The level over [`CheckKind::CONNECTION`] only.
+    connection_status: HealthLevel,
     timestamp: f64,
     #[serde(serialize_with = "ser_class")]
     error_class: Option<ErrorClass>,
@@ -235,6 +246,12 @@ impl HealthStatus {
         scoring: &Scoring,
     ) -> Self {
         let health_score = scoring.score(&checks);
+        let connection_checks: Vec<CheckResult> = checks
+            .iter()
+            .filter(|c| CheckKind::CONNECTION.contains(&c.name))
+            .cloned()
+            .collect();
+        let connection_status = scoring.thresholds.level(scoring.score(&connection_checks));
         let error_class = checks
             .iter()
             .find(|c| c.name == CheckKind::BasicConnectivity && c.outcome == CheckOutcome::Failed)
@@ -248,6 +265,7 @@ impl HealthStatus {
             connection,
             health_score,
             status: scoring.thresholds.level(health_score),
+            connection_status,
             timestamp,
             error_class,
             checks,
@@ -284,6 +302,12 @@ impl HealthStatus {
     /// Healthy, degraded or unhealthy.
     pub fn level(&self) -> HealthLevel {
         self.status
+    }
+
+    /// The level judged over the connection's own checks ([`CheckKind::CONNECTION`]):
+    /// what decides cooling, whatever the device behind it is doing.
+    pub fn connection_level(&self) -> HealthLevel {
+        self.connection_status
     }
 
     /// Whether the level is [`HealthLevel::Healthy`].

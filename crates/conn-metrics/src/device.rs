@@ -1,4 +1,5 @@
-//! Device-level families: temperature, replicator states, recovery actions, `up`.
+//! Device-level families: temperature, media, replicator states, recovery actions,
+//! `up`, and the encoder's status as the supervisor judges it.
 
 use std::fmt;
 
@@ -17,6 +18,10 @@ pub(crate) struct DeviceFamilies {
     record_state: Family<IntGauge, 0>,
     recovery: Family<IntCounter, 2>,
     up: Family<IntGauge, 0>,
+    media: Family<Gauge, 0>,
+    status: Family<IntGauge, 1>,
+    score: Family<Gauge, 0>,
+    desired: Family<IntGauge, 0>,
 }
 
 impl DeviceFamilies {
@@ -52,22 +57,52 @@ impl DeviceFamilies {
                 "Whether the encoder answers (1) or not (0).",
                 [],
             )?,
+            media: family::gauge(
+                registry,
+                "helo_device_media_available_percent",
+                "Free recording media the encoder reports, in percent.",
+                [],
+            )?,
+            status: family::int_gauge(
+                registry,
+                "helo_encoder_status",
+                "The encoder's status: one series, set to 1, whose status label is healthy, degraded, critical, unreachable, unknown or held.",
+                ["status"],
+            )?,
+            score: family::gauge(
+                registry,
+                "helo_encoder_health_score",
+                "The encoder's health score, 0 to 100; absent while it is unreachable or unknown.",
+                [],
+            )?,
+            desired: family::int_gauge(
+                registry,
+                "helo_encoder_in_desired_state",
+                "Whether the encoder streams and records as configured (1) or not (0); absent while unknown.",
+                [],
+            )?,
         })
     }
 
-    pub(crate) fn all(&self) -> [&dyn EncoderSeries; 5] {
+    pub(crate) fn all(&self) -> [&dyn EncoderSeries; 9] {
         [
             &self.temperature,
             &self.stream_state,
             &self.record_state,
             &self.recovery,
             &self.up,
+            &self.media,
+            &self.status,
+            &self.score,
+            &self.desired,
         ]
     }
 }
 
-/// The device itself: `helo_device_temperature_celsius`, `helo_stream_state`,
-/// `helo_record_state`, `helo_recovery_actions_total`, `helo_encoder_up`.
+/// The device itself: `helo_device_temperature_celsius`,
+/// `helo_device_media_available_percent`, `helo_stream_state`, `helo_record_state`,
+/// `helo_recovery_actions_total`, `helo_encoder_up`; and the encoder's status:
+/// `helo_encoder_status`, `helo_encoder_health_score`, `helo_encoder_in_desired_state`.
 #[derive(Clone, Debug)]
 pub struct DeviceMetrics {
     metrics: HeloMetrics,
@@ -141,6 +176,48 @@ impl DeviceMetrics {
     /// Counts one recovery action and how it ended.
     pub fn recovery_action(&self, encoder: impl fmt::Display, action: &str, outcome: &str) {
         self.recovery_actions(encoder, action, outcome).inc();
+    }
+
+    /// Records the free media (%); a reading that is not a number is dropped.
+    pub fn set_media_available(&self, encoder: impl fmt::Display, percent: f64) {
+        if percent.is_finite() {
+            self.families().media.get(&encoder.to_string(), []).set(percent);
+        }
+    }
+
+    /// `helo_encoder_status{encoder_id, status}`: sets the one series of `status` to 1
+    /// and drops the encoder's other status series, so `== 1` selects exactly the
+    /// current status and a dashboard counting by status counts each encoder once.
+    pub fn set_encoder_status(&self, encoder: impl fmt::Display, status: &str) {
+        let encoder = encoder.to_string();
+        let family = &self.families().status;
+        family.remove_if(&encoder, |labels| &*labels[0] != status);
+        family.get(&encoder, [status]).set(1);
+    }
+
+    /// `helo_encoder_health_score{encoder_id}`; `None` drops the series (no current
+    /// score while unreachable or unknown).
+    pub fn set_encoder_health_score(&self, encoder: impl fmt::Display, score: Option<f64>) {
+        let encoder = encoder.to_string();
+        let family = &self.families().score;
+        match score.filter(|s| s.is_finite()) {
+            Some(s) => family.get(&encoder, []).set(s),
+            None => {
+                family.remove_if(&encoder, |_| true);
+            }
+        }
+    }
+
+    /// `helo_encoder_in_desired_state{encoder_id}`: 1 or 0; `None` drops the series.
+    pub fn set_in_desired_state(&self, encoder: impl fmt::Display, in_state: Option<bool>) {
+        let encoder = encoder.to_string();
+        let family = &self.families().desired;
+        match in_state {
+            Some(b) => family.get(&encoder, []).set(i64::from(b)),
+            None => {
+                family.remove_if(&encoder, |_| true);
+            }
+        }
     }
 
     fn families(&self) -> &DeviceFamilies {

@@ -16,7 +16,7 @@ use helo_transport::{
 use prometheus_parse::{LineInfo, Scrape, Value};
 use tower::{Layer, ServiceExt};
 
-const FAMILIES: [&str; 18] = [
+const FAMILIES: [&str; 22] = [
     "helo_connection_health",
     "helo_health_checks_total",
     "helo_health_check_duration_seconds",
@@ -35,6 +35,10 @@ const FAMILIES: [&str; 18] = [
     "helo_record_state",
     "helo_recovery_actions_total",
     "helo_encoder_up",
+    "helo_device_media_available_percent",
+    "helo_encoder_status",
+    "helo_encoder_health_score",
+    "helo_encoder_in_desired_state",
 ];
 
 fn scrape(text: &str) -> Scrape {
@@ -116,6 +120,11 @@ async fn a_day_of(metrics: &HeloMetrics, encoder: &DeviceName, conns: [Connectio
 
     let device = metrics.device();
     device.set_encoder_up(encoder, true);
+    device.set_media_available(encoder, 42.0);
+    device.set_encoder_status(encoder, "healthy");
+    device.set_encoder_status(encoder, "critical");
+    device.set_encoder_health_score(encoder, Some(55.5));
+    device.set_in_desired_state(encoder, Some(false));
     device.set_stream_state(encoder, StreamState::FailingInStream);
     device.recovery_action(encoder, "restart_stream", "success");
     device.recovery_action(encoder, "relogin", "failure");
@@ -207,6 +216,21 @@ async fn values_and_labels_after_real_operations() {
     assert_eq!(value(&s, "helo_stream_state", &[e]), Some(4.0));
     assert_eq!(value(&s, "helo_record_state", &[e]), Some(1.0));
     assert_eq!(value(&s, "helo_encoder_up", &[e]), Some(1.0));
+    assert_eq!(
+        value(&s, "helo_device_media_available_percent", &[e]),
+        Some(42.0)
+    );
+    // Only the current status has a series.
+    assert_eq!(
+        value(&s, "helo_encoder_status", &[e, ("status", "critical")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(&s, "helo_encoder_status", &[e, ("status", "healthy")]),
+        None
+    );
+    assert_eq!(value(&s, "helo_encoder_health_score", &[e]), Some(55.5));
+    assert_eq!(value(&s, "helo_encoder_in_desired_state", &[e]), Some(0.0));
     let recovery = |a, o| {
         value(
             &s,
@@ -399,10 +423,11 @@ async fn a_departed_encoder_takes_every_series_it_ever_had() {
     // 2 + 2 (health, temperature) + 2 checks + 1 check duration + 1 load + 2 cooling
     // events + 1 cooling duration + 4 warm-up + 1 request counter (the only
     // operation and outcome used) + 1 request duration + 1 device temperature
-    // + 2 states + 2 recovery + 1 up.
+    // + 2 states + 2 recovery + 1 up + 1 media + 1 status (only the current one)
+    // + 1 score + 1 desired state.
     assert_eq!(
         removed,
-        2 + 2 + 2 + 1 + 1 + 2 + 1 + 4 + 1 + 1 + 1 + 2 + 2 + 1
+        2 + 2 + 2 + 1 + 1 + 2 + 1 + 4 + 1 + 1 + 1 + 2 + 2 + 1 + 1 + 1 + 1 + 1
     );
     let after = metrics.gather_text();
     assert!(!after.contains(r#"encoder_id="enc-2""#), "{after}");
@@ -619,6 +644,29 @@ async fn promtool_accepts_the_text_without_warnings() {
     );
     assert!(out.status.success(), "promtool failed: {said}");
     assert!(said.trim().is_empty(), "promtool warned: {said}");
+}
+
+#[test]
+fn an_unknown_score_and_desired_state_have_no_series() {
+    let metrics = HeloMetrics::new().unwrap();
+    let device = metrics.device();
+    device.set_encoder_health_score("enc", Some(90.0));
+    device.set_in_desired_state("enc", Some(true));
+    device.set_encoder_status("enc", "healthy");
+    device.set_encoder_health_score("enc", None);
+    device.set_in_desired_state("enc", None);
+    device.set_encoder_status("enc", "unreachable");
+    let text = metrics.gather_text();
+    assert!(!text.contains("helo_encoder_health_score{"), "{text}");
+    assert!(!text.contains("helo_encoder_in_desired_state{"), "{text}");
+    let statuses: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("helo_encoder_status{"))
+        .collect();
+    assert_eq!(
+        statuses,
+        [r#"helo_encoder_status{encoder_id="enc",status="unreachable"} 1"#]
+    );
 }
 
 #[test]

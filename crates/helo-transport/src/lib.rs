@@ -19,6 +19,7 @@
 mod client_ext;
 mod config;
 mod connection;
+mod device_text;
 mod error;
 mod events;
 mod exchange;
@@ -37,6 +38,7 @@ pub use self::{
         DEFAULT_EVENT_WAIT_TIMEOUT, DEFAULT_MAX_BODY_BYTES, DEFAULT_REQUEST_TIMEOUT,
     },
     connection::{ConnectionId, HeloConnection},
+    device_text::{bounded_text, device_text, DEVICE_TEXT_MAX},
     error::{AuthFailure, BoxError, ErrorClass, HeloError, TimeoutPhase},
     events::{ConfigEvent, EventSubscription},
     exchange::Exchange,

@@ -212,6 +212,23 @@ impl ConnectionThermalManager {
         self.shared.start_cooling(encoder, conn, reason)
     }
 
+    /// Reviews a connection after a health check, and cools it if it needs it: for its
+    /// own figures (temperature, load, error rate: the specific reason wins), or
+    /// preventively when the check found the connection itself unhealthy. The floor
+    /// rule still holds: an encoder's only usable connection stays in rotation while it
+    /// cools. Answers the reason a cooling started with.
+    pub fn review(
+        &self,
+        encoder: &EncoderId,
+        conn: ConnectionId,
+        connection_unhealthy: bool,
+    ) -> Option<CoolingReason> {
+        let reason = self
+            .cooling_reason(encoder, conn)
+            .or(connection_unhealthy.then_some(CoolingReason::Preventive))?;
+        self.start_cooling(encoder, conn, reason).then_some(reason)
+    }
+
     /// Whether the connection is cooling.
     pub fn is_cooling(&self, encoder: &EncoderId, conn: ConnectionId) -> bool {
         self.shared

@@ -615,3 +615,20 @@ async fn retry_budget_is_per_encoder() {
     assert_eq!(t.retry_budget(&enc()).remaining(), 0.0);
     assert!(format!("{t:?}").contains("ConnectionThermalManager"));
 }
+
+#[tokio::test(start_paused = true)]
+async fn review_cools_for_a_specific_reason_or_preventively_and_only_once() {
+    let r = rig(thermal_config()).await;
+    let (t, e) = (&r.thermal, enc());
+    let made = r.connector.made();
+    let (calm, sick) = (made[0].id(), made[1].id());
+    // A connection the check found healthy and whose figures are calm: left alone.
+    assert_eq!(t.review(&e, calm, false), None);
+    assert!(!t.is_cooling(&e, calm));
+    // Unhealthy by the check: cooled preventively, once.
+    assert_eq!(t.review(&e, sick, true), Some(CoolingReason::Preventive));
+    assert!(t.is_cooling(&e, sick));
+    assert_eq!(t.review(&e, sick, true), None, "already cooling");
+    // A connection the pool does not own is never cooled.
+    assert_eq!(t.review(&e, ConnectionId::from_raw(999_999), true), None);
+}

@@ -296,7 +296,7 @@ async fn growing_link_errors_warn() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn expectations_turn_idle_into_a_warning() {
+async fn expectations_turn_idle_into_a_failure_below_the_degraded_threshold() {
     let dev = FakeDevice::new();
     let checker = ConnectionHealthChecker::new(NoThermalReadings);
     checker.set_expectations(
@@ -311,13 +311,13 @@ async fn expectations_turn_idle_into_a_warning() {
         .await;
     assert_eq!(
         outcome(&status, CheckKind::StreamingState),
-        CheckOutcome::Warning
+        CheckOutcome::Failed
     );
     assert_eq!(
         outcome(&status, CheckKind::RecordingState),
-        CheckOutcome::Warning
+        CheckOutcome::Failed
     );
-    assert!(status.health_score() < 100.0);
+    assert!(status.health_score() < 70.0, "{}", status.health_score());
     checker.remove_encoder(&dev.name);
     assert_eq!(checker.expectations(&dev.name), Expectations::default());
 }

@@ -151,7 +151,8 @@ impl Replicator {
     }
 }
 
-/// Active and idle are fine (idle warns when the encoder should be active);
+/// Active is fine; idle is fine unless the encoder should be active, then it fails (an
+/// encoder that should be on air and is not is the failure this tool exists for);
 /// `FailingIn…` and shutdown fail. Keyed on the numbers, never the names.
 pub(crate) fn replicator(which: Replicator, state: &Read<i64>, expected: bool) -> Evaluation {
     let n = match state {
@@ -165,8 +166,8 @@ pub(crate) fn replicator(which: Replicator, state: &Read<i64>, expected: bool) -
     match n {
         2 => Evaluation::new(CheckOutcome::Ok, 100.0, name),
         0 | 1 if expected => Evaluation::new(
-            CheckOutcome::Warning,
-            40.0,
+            CheckOutcome::Failed,
+            0.0,
             format!("{name}, but the encoder should be {}", which.what()),
         ),
         0 | 1 => Evaluation::new(CheckOutcome::Ok, 100.0, name),
@@ -341,8 +342,8 @@ mod tests {
             check(which, 2, false, Ok);
             check(which, 2, true, Ok);
             check(which, 1, false, Ok);
-            check(which, 1, true, Warning);
-            check(which, 0, true, Warning);
+            check(which, 1, true, Failed);
+            check(which, 0, true, Failed);
             check(which, 3, false, Failed);
             check(which, 4, true, Failed);
             check(which, 5, false, Failed);
