@@ -55,7 +55,7 @@ async fn the_demo_fleet_comes_up_and_metrics_show_every_family() {
         fleet
             .views()
             .iter()
-            .all(|v| v.report.checks > 0)
+            .all(|v| v.checks.count > 0)
             .then_some(())
     })
     .await;
@@ -84,7 +84,8 @@ async fn the_demo_fleet_comes_up_and_metrics_show_every_family() {
     let (status, body) = http(admin, "GET", "/api/encoders/demo-01-overheating").await;
     assert_eq!(status, 200);
     let view: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(view["device_overheated"], true, "{view}");
+    assert_eq!(view["status"], "degraded", "{view}");
+    assert_eq!(view["reasons"][0]["code"], "device_overheated", "{view}");
     assert_eq!(http(admin, "GET", "/api/encoders/nope").await.0, 404);
     assert_eq!(
         http(admin, "POST", "/api/encoders/nope/cooldown").await.0,
@@ -110,10 +111,7 @@ async fn a_failing_stream_is_recovered_and_the_recovery_counted() {
     })
     .await;
     eventually(Duration::from_secs(5), "a healthy check", || async {
-        fleet
-            .view("studio-a")
-            .and_then(|v| v.report.last_health)
-            .filter(|h| h.is_healthy())
+        fleet.view("studio-a").filter(|v| v.status == "healthy")
     })
     .await;
 
@@ -164,20 +162,21 @@ async fn an_unreachable_encoder_does_not_slow_the_others() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     let before: Vec<u64> = ["ok-0", "ok-1"]
         .iter()
-        .map(|id| fleet.view(id).unwrap().report.checks)
+        .map(|id| fleet.view(id).unwrap().checks.count)
         .collect();
     tokio::time::sleep(Duration::from_secs(3)).await;
     for (i, id) in ["ok-0", "ok-1"].iter().enumerate() {
         let view = fleet.view(id).unwrap();
-        let done = view.report.checks - before[i];
+        let done = view.checks.count - before[i];
         // One check every 300 ms ± 10 %: about 10 in 3 s.
         assert!(done >= 7, "{id} made only {done} checks in 3 s");
-        assert!(view.report.up);
+        assert_eq!(view.status, "healthy", "{id}: {:?}", view.reasons);
     }
     for id in ["hung", "dead"] {
         let view = fleet.view(id).unwrap();
-        assert!(!view.report.up, "{id} reported up");
-        assert!(view.report.last_problem.is_some(), "{id}");
+        assert_eq!(view.status, "unreachable", "{id}: {:?}", view.reasons);
+        assert_eq!(view.health_score, None, "{id}: no current score");
+        assert!(!view.reasons.is_empty(), "{id}");
     }
     fleet.shutdown(Duration::from_secs(2)).await;
 }
@@ -197,10 +196,7 @@ async fn a_failed_stream_is_seen_through_events_long_before_the_next_check() {
     sim.set_param(names::REPLICATOR_COMMAND, "3").unwrap();
     let (fleet, admin) = start_fleet(&fleet_config(vec![enc], &tunables)).await;
     eventually(Duration::from_secs(5), "a healthy first check", || async {
-        fleet
-            .view("studio-b")
-            .and_then(|v| v.report.last_health)
-            .filter(|h| h.is_healthy())
+        fleet.view("studio-b").filter(|v| v.status == "healthy")
     })
     .await;
 
@@ -234,11 +230,11 @@ async fn a_reload_adds_and_removes_encoders_without_restarting_the_others() {
         fleet
             .views()
             .iter()
-            .all(|v| v.report.checks >= 2)
+            .all(|v| v.checks.count >= 2)
             .then_some(())
     })
     .await;
-    let kept_before = fleet.view("enc-0").unwrap().report.checks;
+    let kept_before = fleet.view("enc-0").unwrap().checks.count;
 
     fleet
         .reload(&fleet_config(vec![enc(0), enc(2)], &tunables))
@@ -246,13 +242,13 @@ async fn a_reload_adds_and_removes_encoders_without_restarting_the_others() {
         .unwrap();
     assert_eq!(fleet.encoder_ids(), ["enc-0", "enc-2"]);
     assert!(
-        fleet.view("enc-0").unwrap().report.checks >= kept_before,
+        fleet.view("enc-0").unwrap().checks.count >= kept_before,
         "an unchanged encoder keeps its loop and its history"
     );
     eventually(
         Duration::from_secs(5),
         "the new encoder checked",
-        || async { (fleet.view("enc-2")?.report.checks > 0).then_some(()) },
+        || async { (fleet.view("enc-2")?.checks.count > 0).then_some(()) },
     )
     .await;
     let (_, text) = http(admin, "GET", "/metrics").await;
@@ -295,6 +291,6 @@ async fn an_encoder_that_goes_away_is_marked_down_then_reconnected() {
         .is_some_and(|n| n >= 1.0),
         "{text}"
     );
-    assert!(fleet.view("flaky").unwrap().report.up);
+    assert_eq!(fleet.view("flaky").unwrap().status, "healthy");
     fleet.shutdown(Duration::from_secs(2)).await;
 }

@@ -86,6 +86,14 @@ impl Default for PoolConfig {
 }
 
 impl PoolConfig {
+    /// These settings with `warmup_timeout` sized for one connect and the two
+    /// requests a warm-up may make (a login, then a validation), each under its own
+    /// timeout.
+    pub fn with_warmup_for(mut self, connect: Duration, request: Duration) -> Self {
+        self.warmup_timeout = connect.saturating_add(request.saturating_mul(2));
+        self
+    }
+
     /// Checks every value; the error names the first bad key.
     pub fn validate(&self) -> Result<(), CoreError> {
         if self.max_connections == 0 {

@@ -80,7 +80,6 @@ mod mirror;
 mod observer;
 mod passive;
 mod reconcile;
-mod recovery;
 mod schedule;
 mod score;
 mod status;
@@ -107,7 +106,6 @@ pub use self::{
         Action, Activity, Decision, DesiredState, Observation, ReconcileEvent, ReconcilePolicy,
         Reconciler, TrackPhase, TrackReport,
     },
-    recovery::{RecoveryDecision, RecoveryPolicy, StreamObservation, StreamRecovery},
     schedule::CheckSchedule,
     score::{Scoring, Thresholds, Weights},
     status::{

@@ -364,7 +364,8 @@ pub(crate) fn clamp_score(s: f64) -> f64 {
 }
 
 fn ser_millis<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_f64(d.as_secs_f64() * 1000.0)
+    // Tenths of a millisecond: what a latency means, not float noise.
+    s.serialize_f64((d.as_secs_f64() * 10_000.0).round() / 10.0)
 }
 
 fn ser_class<S: Serializer>(c: &Option<ErrorClass>, s: S) -> Result<S::Ok, S::Error> {

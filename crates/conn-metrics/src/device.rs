@@ -181,7 +181,10 @@ impl DeviceMetrics {
     /// Records the free media (%); a reading that is not a number is dropped.
     pub fn set_media_available(&self, encoder: impl fmt::Display, percent: f64) {
         if percent.is_finite() {
-            self.families().media.get(&encoder.to_string(), []).set(percent);
+            self.families()
+                .media
+                .get(&encoder.to_string(), [])
+                .set(percent);
         }
     }
 

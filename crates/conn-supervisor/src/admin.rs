@@ -21,7 +21,9 @@ GET  /healthz                       process alive\n\
 GET  /readyz                        configuration loaded, loops running\n\
 GET  /api/encoders                  every encoder: health, temperatures, pool, cooling\n\
 GET  /api/encoders/{id}             one encoder\n\
-POST /api/encoders/{id}/cooldown    cool its connections now (reason \"manual\")\n";
+POST /api/encoders/{id}/cooldown    cool its connections now (reason \"manual\")\n\
+POST /api/encoders/{id}/hold        pause reconciliation (maintenance)\n\
+DELETE /api/encoders/{id}/hold      resume it\n";
 
 /// The admin routes over `fleet`.
 pub fn router(fleet: Fleet) -> Router {
@@ -33,6 +35,7 @@ pub fn router(fleet: Fleet) -> Router {
         .route("/api/encoders", get(encoders))
         .route("/api/encoders/{id}", get(encoder))
         .route("/api/encoders/{id}/cooldown", post(cooldown))
+        .route("/api/encoders/{id}/hold", post(hold).delete(release))
         .with_state(fleet)
 }
 
@@ -85,6 +88,25 @@ async fn cooldown(State(fleet): State<Fleet>, Path(id): Path<String>) -> Respons
         Some(cooling) => (
             StatusCode::ACCEPTED,
             Json(serde_json::json!({ "encoder": id, "reason": "manual", "cooling": cooling })),
+        )
+            .into_response(),
+        None => not_found(&id),
+    }
+}
+
+async fn hold(State(fleet): State<Fleet>, Path(id): Path<String>) -> Response {
+    set_hold(&fleet, id, true)
+}
+
+async fn release(State(fleet): State<Fleet>, Path(id): Path<String>) -> Response {
+    set_hold(&fleet, id, false)
+}
+
+fn set_hold(fleet: &Fleet, id: String, held: bool) -> Response {
+    match fleet.hold(&id, held) {
+        Some(held) => (
+            StatusCode::OK,
+            Json(serde_json::json!({ "encoder": id, "held": held })),
         )
             .into_response(),
         None => not_found(&id),

@@ -35,21 +35,24 @@ pub enum Command {
         #[arg(long)]
         listen: Option<SocketAddr>,
     },
-    /// One-shot health check in the Nagios/Icinga plugin convention (exit 0 OK,
-    /// 1 WARNING, 2 CRITICAL, 3 UNKNOWN).
+    /// One-shot health check in the Nagios/Icinga plugin convention: exit 0 OK,
+    /// 1 WARNING (degraded), 2 CRITICAL (not in the expected state, health critical,
+    /// unreachable, timed out or login refused), 3 UNKNOWN (bad arguments or an
+    /// answer that cannot be interpreted).
     Check {
         /// The device, e.g. http://10.0.0.21.
         url: String,
         /// Environment variable holding the device password.
         #[arg(long)]
         password_env: Option<String>,
-        /// Print the full health status as JSON instead of one line.
+        /// Print one JSON object (status, reasons, score, the full health check)
+        /// instead of the status line, whatever the outcome.
         #[arg(long)]
         json: bool,
-        /// Warn when the device is not streaming.
+        /// CRITICAL when the device is not streaming.
         #[arg(long)]
         expect_streaming: bool,
-        /// Warn when the device is not recording.
+        /// CRITICAL when the device is not recording.
         #[arg(long)]
         expect_recording: bool,
     },

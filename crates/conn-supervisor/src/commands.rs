@@ -2,11 +2,9 @@
 
 use std::{io::Write, net::SocketAddr, path::Path, process::ExitCode, time::Duration};
 
-use conn_health::{ConnectionHealthChecker, Expectations, HealthLevel, NoThermalReadings};
-use helo_transport::HeloConnection;
 use tokio::net::TcpListener;
 
-use crate::{admin, config::FleetConfig, demo::Demo, fleet::Fleet, tools};
+use crate::{admin, config::FleetConfig, demo::Demo, fleet::Fleet};
 
 /// How long in-flight work may take to finish after SIGINT/SIGTERM.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -117,69 +115,4 @@ async fn reload(fleet: &Fleet, path: Option<&Path>) {
             tracing::error!(error = %e, "configuration not reloaded; keeping the running one")
         }
     }
-}
-
-/// Exit codes of the Nagios/Icinga plugin convention.
-const OK: u8 = 0;
-const WARNING: u8 = 1;
-const CRITICAL: u8 = 2;
-const UNKNOWN: u8 = 3;
-
-/// `check URL`: one health check, one status line (or JSON), a plugin exit code.
-pub async fn check(
-    url: &str,
-    password_env: Option<&str>,
-    json: bool,
-    expect_streaming: bool,
-    expect_recording: bool,
-) -> ExitCode {
-    let unknown = |msg: String| {
-        println!("HELO UNKNOWN - {msg}");
-        ExitCode::from(UNKNOWN)
-    };
-    let device = match tools::device(url, password_env) {
-        Ok(d) => d,
-        Err(e) => return unknown(e.to_string()),
-    };
-    let conn = match HeloConnection::connect(&device).await {
-        Ok(c) => c,
-        Err(e) => return unknown(e.to_string()),
-    };
-    let checker = ConnectionHealthChecker::new(NoThermalReadings);
-    let expectations = Expectations {
-        expect_streaming,
-        expect_recording,
-    };
-    let status = checker
-        .perform_health_check_with(device.name(), conn.id(), conn.clone(), &expectations)
-        .await;
-    let code = match (status.error_class(), status.level()) {
-        (Some(_), _) => UNKNOWN,
-        (None, HealthLevel::Healthy) => OK,
-        (None, HealthLevel::Degraded) => WARNING,
-        (None, _) => CRITICAL,
-    };
-    if json {
-        println!("{}", status.to_json());
-    } else {
-        let label = ["OK", "WARNING", "CRITICAL", "UNKNOWN"][code as usize];
-        let problems: Vec<String> = status
-            .checks()
-            .iter()
-            .filter(|c| c.outcome.as_str() == "failed" || c.outcome.as_str() == "warning")
-            .map(|c| format!("{}: {}", c.name.as_str(), c.detail))
-            .collect();
-        let detail = if problems.is_empty() {
-            String::new()
-        } else {
-            format!(" - {}", problems.join("; "))
-        };
-        println!(
-            "HELO {label} - {url} score {:.0} ({}){detail} | health={:.1};80;70;0;100",
-            status.health_score(),
-            status.level().as_str(),
-            status.health_score()
-        );
-    }
-    ExitCode::from(code)
 }

@@ -12,16 +12,21 @@ use std::{
 
 use conn_core::{ConnectionThermalManager, CoolingReason, EncoderId, HeloConnector, WarmupManager};
 use conn_health::{
-    ConnectionHealthChecker, DeviceStateMirror, Expectations, HealthError, MirrorConfig,
+    ConnectionHealthChecker, DesiredState, DeviceStateMirror, EncoderSupervision, Expectations,
+    HealthError, MirrorConfig,
 };
 use conn_metrics::{HeloMetrics, MetricsError, MetricsLayer};
 use helo_transport::Device;
-use tokio::{sync::watch, task::JoinHandle};
+use tokio::{
+    sync::{watch, Notify},
+    task::JoinHandle,
+    time::Instant,
+};
 
 use crate::{
     config::{EncoderConfig, FleetConfig, Tunables},
     observer::FleetObserver,
-    report::{ConnectionView, EncoderReport, EncoderView, PoolView},
+    report::{ConnectionView, EncoderView, PoolView, ViewParts},
     settings,
     supervise::{self, EncoderTask},
 };
@@ -47,6 +52,8 @@ pub(crate) struct Shared {
     pub(crate) thermal: ConnectionThermalManager,
     pub(crate) checker: ConnectionHealthChecker,
     pub(crate) metrics: HeloMetrics,
+    /// Fleet-wide settings: what the fleet-wide managers were built with.
+    defaults: Tunables,
     observer: Arc<FleetObserver>,
     encoders: Mutex<BTreeMap<String, Running>>,
     ready: AtomicBool,
@@ -54,7 +61,8 @@ pub(crate) struct Shared {
 
 struct Running {
     config: EncoderConfig,
-    report: Arc<Mutex<EncoderReport>>,
+    supervision: Arc<Mutex<EncoderSupervision>>,
+    wake: Arc<Notify>,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
     mirror: Option<DeviceStateMirror>,
@@ -95,6 +103,7 @@ impl Fleet {
                 thermal,
                 checker,
                 metrics,
+                defaults: defaults.clone(),
                 observer,
                 encoders: Mutex::new(BTreeMap::new()),
                 ready: AtomicBool::new(false),
@@ -144,20 +153,22 @@ impl Fleet {
         } else {
             None
         };
-        let report = Arc::new(Mutex::new(EncoderReport {
-            id: config.id.clone(),
-            url: config.device.url(),
-            expect_streaming: config.expect_streaming,
-            expect_recording: config.expect_recording,
-            mirror: if mirror.is_some() { "starting" } else { "off" }.to_string(),
-            ..EncoderReport::default()
-        }));
+        let supervision = Arc::new(Mutex::new(EncoderSupervision::new(
+            DesiredState {
+                streaming: config.expect_streaming,
+                recording: config.expect_recording,
+            },
+            config.hold,
+            settings::supervision(&config.tunables, &s.defaults),
+        )));
+        let wake = Arc::new(Notify::new());
         let (stop, stop_rx) = watch::channel(false);
         let task = EncoderTask {
             id: id.clone(),
             config: config.clone(),
             shared: self.shared.clone(),
-            report: report.clone(),
+            supervision: supervision.clone(),
+            wake: wake.clone(),
             metrics_layer: MetricsLayer::new(&s.metrics, &id),
             mirror: mirror.as_ref().map(DeviceStateMirror::subscribe),
         };
@@ -167,7 +178,8 @@ impl Fleet {
             config.id.clone(),
             Running {
                 config,
-                report,
+                supervision,
+                wake,
                 stop,
                 task,
                 mirror,
@@ -264,6 +276,35 @@ impl Fleet {
         Some(cooled)
     }
 
+    /// Holds (`true`) or releases an encoder: while held, reconciliation is paused
+    /// (maintenance) and the status says `held`. Answers the hold now, or `None` for
+    /// an unknown encoder. A hold lasts until released or the process stops (a hold
+    /// that must survive restarts belongs in the configuration: `hold = true`).
+    pub fn hold(&self, id: &str, held: bool) -> Option<bool> {
+        let (supervision, wake) = {
+            let encoders = self.lock();
+            let running = encoders.get(id)?;
+            (running.supervision.clone(), running.wake.clone())
+        };
+        let was = {
+            let mut sup = lock(&supervision);
+            let was = sup.is_held();
+            sup.set_held(held, Instant::now(), std::time::SystemTime::now());
+            was
+        };
+        if was != held {
+            tracing::warn!(
+                encoder_id = %id,
+                reason = if held { "held" } else { "released" },
+                "{}",
+                if held { "held for maintenance: reconciliation paused" } else { "released: reconciliation resumed" }
+            );
+        }
+        // The loop exports the new status and checks at once.
+        wake.notify_one();
+        Some(held)
+    }
+
     /// Ids of the supervised encoders.
     pub fn encoder_ids(&self) -> Vec<String> {
         self.lock().keys().cloned().collect()
@@ -271,30 +312,42 @@ impl Fleet {
 
     /// Everything known about one encoder.
     pub fn view(&self, id: &str) -> Option<EncoderView> {
-        let report = self.lock().get(id).map(|r| lock(&r.report).clone())?;
-        Some(self.view_of(report))
+        let entry = self.lock().get(id).map(|r| self.entry_of(r))?;
+        Some(self.view_of(entry))
     }
 
     /// Everything known about every encoder, by id.
     pub fn views(&self) -> Vec<EncoderView> {
-        let reports: Vec<EncoderReport> = self
-            .lock()
-            .values()
-            .map(|r| lock(&r.report).clone())
-            .collect();
-        reports.into_iter().map(|r| self.view_of(r)).collect()
+        let entries: Vec<_> = self.lock().values().map(|r| self.entry_of(r)).collect();
+        entries.into_iter().map(|e| self.view_of(e)).collect()
     }
 
-    fn view_of(&self, mut report: EncoderReport) -> EncoderView {
+    fn entry_of(&self, r: &Running) -> (EncoderConfig, conn_health::SupervisionReport) {
+        (
+            r.config.clone(),
+            lock(&r.supervision).report(Instant::now()),
+        )
+    }
+
+    fn view_of(
+        &self,
+        (config, supervision): (EncoderConfig, conn_health::SupervisionReport),
+    ) -> EncoderView {
         let s = &self.shared;
-        let encoder = EncoderId::from(report.id.as_str());
-        if let Some(state) = s.checker.mirror_state(&encoder) {
-            report.mirror = state.status.as_str().to_string();
-        }
-        EncoderView {
+        let encoder = EncoderId::from(config.id.as_str());
+        let events = match s.checker.mirror_state(&encoder) {
+            Some(state) => state.status.as_str().to_string(),
+            None => "off".to_string(),
+        };
+        EncoderView::new(ViewParts {
+            id: config.id.clone(),
+            url: config.device.url(),
+            supervision,
+            events,
             pool: PoolView::new(
                 s.warmup.encoder_state(&encoder),
                 s.warmup.pool_stats(&encoder),
+                s.warmup.config().max_connections,
             ),
             connections: s
                 .thermal
@@ -303,8 +356,7 @@ impl Fleet {
                 .map(ConnectionView::from)
                 .collect(),
             load: s.thermal.encoder_load(&encoder),
-            report,
-        }
+        })
     }
 
     /// The metric families.
@@ -327,6 +379,7 @@ fn same_encoder(a: &EncoderConfig, b: &EncoderConfig) -> bool {
         && a.device.password() == b.device.password()
         && a.expect_streaming == b.expect_streaming
         && a.expect_recording == b.expect_recording
+        && a.hold == b.hold
         && a.tunables == b.tunables
 }
 

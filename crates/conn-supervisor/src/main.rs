@@ -2,14 +2,28 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::Parser as _;
 use conn_supervisor::{
     cli::{Cli, Command, ParamAction},
     tools,
 };
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            // A usage mistake in `check` is UNKNOWN (3) to a monitoring system, not
+            // clap's 2, which a plugin would read as CRITICAL.
+            let is_check = std::env::args().nth(1).as_deref() == Some("check");
+            let code = match e.exit_code() {
+                0 => 0,
+                _ if is_check => 3,
+                c => u8::try_from(c).unwrap_or(2),
+            };
+            return ExitCode::from(code);
+        }
+    };
     conn_supervisor::logging::init(cli.log_json);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -44,13 +58,13 @@ async fn dispatch(command: Command) -> ExitCode {
             expect_streaming,
             expect_recording,
         } => {
-            conn_supervisor::commands::check(
-                &url,
-                password_env.as_deref(),
+            conn_supervisor::check::check(conn_supervisor::check::CheckArgs {
+                url: &url,
+                password_env: password_env.as_deref(),
                 json,
                 expect_streaming,
                 expect_recording,
-            )
+            })
             .await
         }
         Command::Param { action } => match action {

@@ -1,7 +1,11 @@
-//! Turns the file's tunables into each library crate's own settings.
+//! Turns the file's tunables into each library crate's own settings. Names only: every
+//! default and every rule lives in the library that uses it.
 
 use conn_core::{PoolConfig, ThermalConfig};
-use conn_health::{CheckSchedule, HealthConfig, Limits, RecoveryPolicy, Scoring, Thresholds};
+use conn_health::{
+    CheckSchedule, HealthConfig, Limits, ReconcilePolicy, Scoring, StatusPolicy, SupervisionPolicy,
+    Thresholds,
+};
 
 use crate::config::Tunables;
 
@@ -13,11 +17,11 @@ pub fn pool(t: &Tunables) -> PoolConfig {
         keepalive_interval: t.keepalive_interval,
         idle_timeout: t.idle_timeout,
         max_lifetime: t.max_lifetime,
-        warmup_timeout: t.connect_timeout + t.request_timeout * 2,
         ping_timeout: t.request_timeout,
         max_in_flight_per_encoder: t.max_in_flight,
         ..PoolConfig::default()
     }
+    .with_warmup_for(t.connect_timeout, t.request_timeout)
 }
 
 /// Thermal settings (fleet-wide).
@@ -41,9 +45,9 @@ pub fn health(t: &Tunables) -> HealthConfig {
         deadline: t.health_deadline,
         limits: Limits {
             device_temp_warn_c: t.device_temperature_limit,
-            device_temp_fail_c: t.device_temperature_limit + 15.0,
+            device_temp_fail_c: t.device_temperature_critical,
             media_warn_pct: t.media_available_min,
-            media_fail_pct: (t.media_available_min / 5.0).max(1.0),
+            media_fail_pct: t.media_available_critical,
             ..Limits::default()
         },
         scoring: Scoring {
@@ -57,20 +61,25 @@ pub fn health(t: &Tunables) -> HealthConfig {
     }
 }
 
-/// The check interval of one encoder.
-pub fn schedule(t: &Tunables) -> CheckSchedule {
-    CheckSchedule {
-        healthy_interval: t.check_interval,
-        unhealthy_interval: t.unhealthy_interval,
-        jitter: t.interval_jitter,
-    }
-}
-
-/// Stream recovery of one encoder.
-pub fn recovery(t: &Tunables) -> RecoveryPolicy {
-    RecoveryPolicy {
-        max_attempts: t.recovery_max_attempts,
-        backoff: t.recovery_backoff,
-        ..RecoveryPolicy::default()
+/// Supervision of one encoder: desired state, status, schedule.
+pub fn supervision(t: &Tunables, fleet: &Tunables) -> SupervisionPolicy {
+    // Limits and thresholds are fleet-wide: the status judges by the checker's own.
+    let health = health(fleet);
+    SupervisionPolicy {
+        reconcile: ReconcilePolicy {
+            grace: t.desired_state_grace,
+            start_timeout: t.start_timeout,
+            max_attempts: t.recovery_max_attempts,
+            backoff: t.recovery_backoff,
+            retry_after: t.recovery_retry_after,
+            ..ReconcilePolicy::default()
+        },
+        status: StatusPolicy::from_health(&health.limits, &health.scoring),
+        schedule: CheckSchedule {
+            healthy_interval: t.check_interval,
+            unhealthy_interval: t.unhealthy_interval,
+            jitter: t.interval_jitter,
+        },
+        ..SupervisionPolicy::default()
     }
 }

@@ -1,22 +1,27 @@
-//! One encoder's supervision loop: check on a schedule that follows its health, and
-//! carry out what the library crates decide (cooling, stream recovery, profile switch).
+//! One encoder's supervision loop: wait for the check that falls due (or a device event,
+//! or an operator's hold), check, and carry out the plan conn-health makes of it. Every
+//! decision is the library's; this file only does what it is told, and reports it.
 
 use std::{
     sync::{Arc, Mutex},
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::SystemTime,
 };
 
-use conn_core::{CoolingReason, EncoderId, EncoderPoolState};
-use conn_health::{DeviceState, Expectations, RecoveryDecision, StreamObservation, StreamRecovery};
+use conn_core::EncoderId;
+use conn_health::{
+    Action, Activity, CheckFindings, DeviceState, EncoderSupervision, Expectations, Plan,
+    ReconcileEvent, StatusLevel, SupervisionEvent,
+};
 use conn_metrics::MetricsLayer;
-use helo_transport::{names, HeloClientExt, StreamState};
-use tokio::{sync::watch, time::Instant};
+use helo_transport::{names, HeloClientExt};
+use tokio::{
+    sync::{watch, Notify},
+    time::Instant,
+};
 
 use crate::{
     config::EncoderConfig,
     fleet::{lock, Shared},
-    report::EncoderReport,
-    settings,
     stack::{build_stack, EncoderStack},
 };
 
@@ -25,47 +30,39 @@ pub(crate) struct EncoderTask {
     pub(crate) id: EncoderId,
     pub(crate) config: EncoderConfig,
     pub(crate) shared: Arc<Shared>,
-    pub(crate) report: Arc<Mutex<EncoderReport>>,
+    /// The library's state of this encoder; the admin API reads it and sets the hold.
+    pub(crate) supervision: Arc<Mutex<EncoderSupervision>>,
+    /// Woken when an operator holds or releases the encoder.
+    pub(crate) wake: Arc<Notify>,
     pub(crate) metrics_layer: MetricsLayer,
-    /// The event mirror's state, when the encoder has one: a change of stream or
-    /// record state triggers a check at once instead of at the next interval.
+    /// The event mirror's state, when the encoder has one: a change that matters
+    /// triggers a check at once instead of at the next interval.
     pub(crate) mirror: Option<watch::Receiver<DeviceState>>,
-}
-
-/// The least time between two checks that events trigger, so a flapping device
-/// cannot turn its events into a request storm.
-const MIN_EVENT_GAP: Duration = Duration::from_millis(100);
-
-/// What one check concluded about the schedule.
-struct Verdict {
-    /// Check again at the short interval.
-    unhealthy: bool,
-    /// Check again no later than this (a recovery try falls due).
-    recheck_at: Option<Instant>,
 }
 
 /// Runs until `stop` says so (or its sender is dropped).
 pub(crate) async fn run(mut task: EncoderTask, mut stop: watch::Receiver<bool>) {
-    let tunables = &task.config.tunables;
-    let schedule = settings::schedule(tunables);
-    let mut recovery = StreamRecovery::new(settings::recovery(tunables));
     let lateness = task.shared.metrics.check_lateness();
-    // Spread the fleet's first checks, and give the pool a moment to warm.
-    let first = schedule.unhealthy_interval.min(Duration::from_secs(2));
-    let mut due = Instant::now() + first.mul_f64(0.5 + fastrand::f64() * 0.5);
+    let mut due = lock(&task.supervision).first_check_at(Instant::now(), fastrand::f64());
     let mut mirror = task.mirror.take();
-    let mut seen = mirror.as_ref().map(|m| replicator_states(&m.borrow()));
-    let mut last_check = Instant::now();
+    let mut seen = mirror.as_ref().map(|m| m.borrow().clone());
+    task.publish_status();
     loop {
         let scheduled = tokio::select! {
             biased;
             _ = stop.changed() => break,
             _ = tokio::time::sleep_until(due) => true,
+            _ = task.wake.notified() => {
+                task.publish_status();
+                false
+            }
             changed = mirror_changed(&mut mirror, &mut seen) => {
                 if !changed {
                     continue;
                 }
-                tokio::time::sleep_until(last_check + MIN_EVENT_GAP).await;
+                let at = lock(&task.supervision).event_check_at(Instant::now());
+                tokio::time::sleep_until(at).await;
+                tracing::debug!(encoder_id = %task.id, reason = "device_event", "state changed; checking now");
                 false
             }
         };
@@ -76,28 +73,28 @@ pub(crate) async fn run(mut task: EncoderTask, mut stop: watch::Receiver<bool>) 
             if let Some(h) = &lateness {
                 h.observe(Instant::now().saturating_duration_since(due).as_secs_f64());
             }
-        } else {
-            tracing::debug!(encoder_id = %task.id, reason = "device_event", "state changed; checking now");
         }
-        last_check = Instant::now();
         // Boxed: the check's future is large (about 32 KiB), and held inline it would
         // make every encoder's idle loop that large too.
-        let verdict = Box::pin(task.check_once(&mut recovery)).await;
-        let mut next = Instant::now() + schedule.next_delay_random(verdict.unhealthy);
-        if let Some(at) = verdict.recheck_at {
-            next = next.min(at.max(Instant::now()));
-        }
-        due = next;
+        Box::pin(task.check_once()).await;
+        due = lock(&task.supervision).next_check_at(Instant::now(), fastrand::f64());
     }
 }
 
 impl EncoderTask {
-    async fn check_once(&self, recovery: &mut StreamRecovery) -> Verdict {
+    async fn check_once(&self) {
         let s = &self.shared;
         let id = &self.id;
-        let device_metrics = s.metrics.device();
         let Some(pooled) = s.warmup.get_warm_connection(id) else {
-            return self.no_connection();
+            let pool = s.warmup.encoder_state(id);
+            let plan = lock(&self.supervision).no_connection(
+                Instant::now(),
+                SystemTime::now(),
+                pool.as_ref(),
+            );
+            self.report(&plan.events);
+            self.publish_status();
+            return;
         };
         let conn_id = pooled.id();
         tracing::debug!(encoder_id = %id, connection_id = %conn_id, reason = "health_check", "checked out");
@@ -115,130 +112,58 @@ impl EncoderTask {
             expect_streaming: self.config.expect_streaming,
             expect_recording: self.config.expect_recording,
         };
-        let status = s
+        let health = s
             .checker
             .perform_health_check_with(id, conn_id, stack.clone(), &expectations)
             .await;
-        let relogins = conn.stats().relogins.saturating_sub(relogins_before);
-        for _ in 0..relogins {
+        let device_metrics = s.metrics.device();
+        for _ in 0..conn.stats().relogins.saturating_sub(relogins_before) {
             tracing::info!(encoder_id = %id, connection_id = %conn_id, reason = "relogin", "session expired; logged in again");
             device_metrics.recovery_action(id, "relogin", "ok");
         }
-
-        let reachable = status.error_class().is_none();
-        device_metrics.set_encoder_up(id, reachable);
-        if !reachable {
-            // The probe failed: the connection is in an unknown state. The pool
-            // replaces it (with backoff if the device stays away).
-            pooled.mark_broken();
-            device_metrics.recovery_action(id, "reconnect", "started");
-            tracing::warn!(
-                encoder_id = %id,
-                connection_id = %conn_id,
-                reason = status.error_class().map_or("other", |c| c.as_str()),
-                score = status.health_score(),
-                "device did not answer; replacing the connection"
-            );
-        } else if status.health_score() < self.config.tunables.healthy_threshold
-            && s.warmup.warm_count(id) > 0
-        {
-            // Preventive only while another warm connection can take the work: cooling
-            // takes this one out of rotation, and an encoder with no spare (say
-            // max_connections = 1) would otherwise go dark for a whole cooling period.
-            s.thermal
-                .start_cooling(id, conn_id, CoolingReason::Preventive);
-        } else if s.thermal.check_temperature(id, conn_id) {
-            let reason = s
-                .thermal
-                .cooling_reason(id, conn_id)
-                .unwrap_or(CoolingReason::HighTemperature);
-            s.thermal.start_cooling(id, conn_id, reason);
-        }
-
-        let readings = *status.readings();
-        if let Some(state) = readings.stream() {
-            device_metrics.set_stream_state(id, state);
-        }
-        if let Some(state) = readings.record() {
-            device_metrics.set_record_state(id, state);
-        }
-        let mut overheated = false;
-        if let Some(celsius) = readings.temperature {
-            let heat = s.thermal.record_device_temperature(id, celsius);
-            overheated = heat.is_overheated();
-            if let Some(profile) = heat.switch_profile() {
-                match heat.apply(&stack).await {
-                    Ok(_) => {
-                        tracing::warn!(encoder_id = %id, reason = "device_overheated", profile, "switched to a lighter streaming profile");
-                        device_metrics.recovery_action(id, "lighter_profile", "ok");
-                    }
-                    Err(error) => {
-                        tracing::warn!(encoder_id = %id, reason = "device_overheated", %error, "could not switch the streaming profile");
-                        device_metrics.recovery_action(id, "lighter_profile", "error");
-                    }
-                }
-            }
-        }
-
-        let auto_recover = self.device_auto_recover(&stack, readings.stream()).await;
-        let decision = recovery.observe(
+        let readings = *health.readings();
+        let switch_profile = readings
+            .temperature
+            .and_then(|c| s.thermal.record_device_temperature(id, c).switch_profile());
+        let device_auto_recover = self
+            .device_auto_recover(&stack, readings.stream_state)
+            .await;
+        let plan = lock(&self.supervision).checked(
             Instant::now(),
-            StreamObservation {
-                state: readings.stream(),
-                expect_streaming: self.config.expect_streaming,
-                device_auto_recover: auto_recover,
+            SystemTime::now(),
+            health,
+            CheckFindings {
+                device_auto_recover,
+                switch_profile,
             },
         );
-        let (recheck_at, last_recovery) = self.act(&decision, &stack).await;
-        drop(pooled);
-
-        let mut report = lock(&self.report);
-        if reachable && report.consecutive_failures > 0 {
-            tracing::info!(
-                encoder_id = %id,
-                connection_id = %conn_id,
-                reason = "reconnected",
-                failed_checks = report.consecutive_failures,
-                "encoder reachable again"
-            );
-            device_metrics.recovery_action(id, "reconnect", "ok");
-        }
-        report.up = reachable;
-        report.checks += 1;
-        report.consecutive_failures = if reachable {
-            0
+        if plan.replace_connection {
+            // The connection is in an unknown state; the pool replaces it (with backoff
+            // if the device stays away).
+            pooled.mark_broken();
+            device_metrics.recovery_action(id, "reconnect", "started");
         } else {
-            report.consecutive_failures + 1
-        };
-        report.last_check_at = Some(wall_clock());
-        report.last_problem = (!status.is_healthy()).then(|| summary(&status));
-        report.recovery_attempts = recovery.attempts();
-        if last_recovery.is_some() {
-            report.last_recovery = last_recovery;
+            s.thermal.review(id, conn_id, plan.connection_unhealthy);
         }
-        report.device_auto_recover = auto_recover;
-        report.device_temperature = readings.temperature;
-        report.device_overheated = overheated;
-        report.last_health = Some(status.clone());
-        Verdict {
-            unhealthy: !status.is_healthy() || decision.is_recovering(),
-            recheck_at,
-        }
+        self.report(&plan.events);
+        self.carry_out(&plan, &stack).await;
+        drop(pooled);
+        self.publish_status();
     }
 
     /// The device's own auto-recovery setting: from the mirror when it knows, else
-    /// asked only when it matters (a failing stream that we would restart).
+    /// asked only when the supervision says the answer matters.
     async fn device_auto_recover(
         &self,
         stack: &EncoderStack,
-        state: Option<StreamState>,
+        stream_state: Option<i64>,
     ) -> Option<bool> {
         if let Some(m) = self.shared.checker.mirror_state(&self.id) {
             if let Some(v) = m.auto_recover_streaming.value() {
                 return Some(v);
             }
         }
-        if !(self.config.expect_streaming && state == Some(StreamState::FailingInStream)) {
+        if !lock(&self.supervision).needs_auto_recover_setting(stream_state) {
             return None;
         }
         stack
@@ -248,99 +173,148 @@ impl EncoderTask {
             .map(|v| v != 0)
     }
 
-    /// Carries out a recovery decision; answers when to look again and what was done.
-    async fn act(
-        &self,
-        decision: &RecoveryDecision,
-        stack: &EncoderStack,
-    ) -> (Option<Instant>, Option<String>) {
+    /// Does what the plan says, in order, and reports each outcome back.
+    async fn carry_out(&self, plan: &Plan, stack: &EncoderStack) {
         let id = &self.id;
-        let metrics = self.shared.metrics.device();
-        match *decision {
-            RecoveryDecision::Restart { attempt } => {
-                tracing::warn!(encoder_id = %id, reason = "restart_stream", attempt, "stream failing; restarting it");
-                let result = async {
-                    stack.stop_streaming().await?;
-                    // Give the replicator a moment to leave the failed state, as an
-                    // operator would, before asking it to stream again.
-                    tokio::time::sleep(Duration::from_millis(300)).await;
-                    stack.start_streaming().await
+        for action in &plan.actions {
+            let result = match *action {
+                Action::Start {
+                    activity: Activity::Stream,
+                    ..
+                } => stack.start_streaming().await,
+                Action::Start {
+                    activity: Activity::Record,
+                    ..
+                } => stack.start_recording().await,
+                Action::Stop {
+                    activity: Activity::Stream,
+                    ..
+                } => stack.stop_streaming().await,
+                Action::Stop {
+                    activity: Activity::Record,
+                    ..
+                } => stack.stop_recording().await,
+                Action::SwitchProfile { profile } => stack
+                    .set_param(names::STREAMING_PROFILE, profile)
+                    .await
+                    .map(|_| ()),
+            };
+            let error = result.as_ref().err().map(ToString::to_string);
+            let label = action.label();
+            match &error {
+                None => tracing::info!(encoder_id = %id, reason = label, ?action, "done"),
+                Some(error) => {
+                    tracing::warn!(encoder_id = %id, reason = label, ?action, %error, "failed")
                 }
-                .await;
-                let outcome = match &result {
-                    Ok(()) => "ok",
-                    Err(error) => {
-                        tracing::warn!(encoder_id = %id, reason = "restart_stream", attempt, %error, "restart failed");
-                        "error"
-                    }
-                };
-                metrics.recovery_action(id, "restart_stream", outcome);
-                // Look again soon: the stream state settles within about a second.
-                (
-                    Some(Instant::now() + Duration::from_millis(1500)),
-                    Some(format!("restart_stream attempt {attempt}: {outcome}")),
-                )
             }
-            RecoveryDecision::Wait { until } => (Some(until), None),
-            RecoveryDecision::GiveUp { attempts } => {
-                tracing::error!(encoder_id = %id, reason = "gave_up", attempts, "stream still failing; giving up until it is healthy again");
-                metrics.recovery_action(id, "restart_stream", "gave_up");
-                (None, Some(format!("gave up after {attempts} attempts")))
-            }
-            RecoveryDecision::Recovered { attempts } => {
-                tracing::info!(encoder_id = %id, reason = "recovered", attempts, "stream recovered");
-                metrics.recovery_action(id, "restart_stream", "recovered");
-                (None, Some(format!("recovered after {attempts} attempts")))
-            }
-            RecoveryDecision::DeferToDevice => {
-                tracing::info!(encoder_id = %id, reason = "device_auto_recover", "stream failing; the device recovers it itself");
-                (None, Some("left to the device's auto-recovery".to_string()))
-            }
-            RecoveryDecision::Nothing => (None, None),
+            self.shared.metrics.device().recovery_action(
+                id,
+                label,
+                if error.is_some() { "error" } else { "ok" },
+            );
+            let events = lock(&self.supervision).action_done(
+                Instant::now(),
+                SystemTime::now(),
+                action,
+                error.as_deref(),
+            );
+            self.report(&events);
         }
     }
 
-    fn no_connection(&self) -> Verdict {
-        let s = &self.shared;
-        let state = s.warmup.encoder_state(&self.id);
-        let (down, problem) = match &state {
-            Some(EncoderPoolState::Unreachable {
-                consecutive_failures,
-                retry_in,
-            }) => (
-                true,
-                format!(
-                    "unreachable: {consecutive_failures} connects failed; next try in {retry_in:?}"
-                ),
-            ),
-            Some(EncoderPoolState::AuthFailed) => (true, "wrong password".to_string()),
-            _ => (false, "no warm connection yet".to_string()),
+    /// Logs what happened and counts it.
+    fn report(&self, events: &[SupervisionEvent]) {
+        let id = &self.id;
+        let metrics = self.shared.metrics.device();
+        for event in events {
+            match event {
+                SupervisionEvent::Reconcile(e) => match *e {
+                    ReconcileEvent::Diverged { activity, observed } => tracing::warn!(
+                        encoder_id = %id,
+                        reason = "not_in_desired_state",
+                        state = observed,
+                        "{} not {}",
+                        activity.as_str(),
+                        activity.active_name()
+                    ),
+                    ReconcileEvent::Recovered { activity, attempts } => {
+                        tracing::info!(encoder_id = %id, reason = "recovered", attempts, "{} {} again", activity.as_str(), activity.active_name());
+                        metrics.recovery_action(id, restart_label(activity), "recovered");
+                    }
+                    ReconcileEvent::AttemptFailed { activity, attempt } => {
+                        tracing::warn!(encoder_id = %id, reason = "attempt_failed", attempt, "{} not {} after the try", activity.as_str(), activity.active_name())
+                    }
+                    ReconcileEvent::GaveUp { activity, attempts } => {
+                        tracing::error!(encoder_id = %id, reason = "gave_up", attempts, "{} still not {}; giving up for now", activity.as_str(), activity.active_name());
+                        metrics.recovery_action(id, restart_label(activity), "gave_up");
+                    }
+                    ReconcileEvent::DeferredToDevice { activity } => tracing::info!(
+                        encoder_id = %id,
+                        reason = "device_auto_recover",
+                        "{} failing; the device recovers it itself",
+                        activity.as_str()
+                    ),
+                },
+                SupervisionEvent::Reachable { failed_checks } => {
+                    tracing::info!(encoder_id = %id, reason = "reconnected", failed_checks, "encoder reachable again");
+                    metrics.recovery_action(id, "reconnect", "ok");
+                }
+                SupervisionEvent::Unreachable { detail } => {
+                    tracing::warn!(encoder_id = %id, reason = "unreachable", %detail, "encoder does not answer")
+                }
+                SupervisionEvent::LevelChanged { from, to } => {
+                    let summary = lock(&self.supervision).status().summary();
+                    if *to == StatusLevel::Healthy {
+                        tracing::info!(encoder_id = %id, reason = "status", from = from.as_str(), "{summary}");
+                    } else {
+                        tracing::warn!(encoder_id = %id, reason = "status", from = from.as_str(), "{summary}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Exports the status to the metric families.
+    fn publish_status(&self) {
+        let (status, health, reachable) = {
+            let sup = lock(&self.supervision);
+            let report = sup.report(Instant::now());
+            (report.status, report.last_health, report.reachable)
         };
-        if down {
-            s.metrics.device().set_encoder_up(&self.id, false);
+        let id = &self.id;
+        let m = self.shared.metrics.device();
+        m.set_encoder_status(id, status.level.as_str());
+        m.set_encoder_health_score(id, status.health_score);
+        m.set_in_desired_state(id, status.in_desired_state);
+        if let Some(up) = reachable {
+            m.set_encoder_up(id, up);
         }
-        let mut report = lock(&self.report);
-        report.consecutive_failures += 1;
-        if down {
-            report.up = false;
-        }
-        report.last_check_at = Some(wall_clock());
-        if report.consecutive_failures == 1 {
-            tracing::warn!(encoder_id = %self.id, reason = state.as_ref().map_or("stopped", |s| s.as_str()), "{problem}");
-        }
-        report.last_problem = Some(problem);
-        Verdict {
-            unhealthy: true,
-            recheck_at: None,
+        if let Some(r) = health.as_ref().map(|h| *h.readings()) {
+            if let Some(state) = r.stream() {
+                m.set_stream_state(id, state);
+            }
+            if let Some(state) = r.record() {
+                m.set_record_state(id, state);
+            }
+            if let Some(media) = r.media_available {
+                m.set_media_available(id, media as f64);
+            }
         }
     }
 }
 
-/// Waits for the mirror to publish; answers whether the stream or record state moved.
+fn restart_label(activity: Activity) -> &'static str {
+    match activity {
+        Activity::Stream => "restart_stream",
+        Activity::Record => "restart_recording",
+    }
+}
+
+/// Waits for the mirror to publish; answers whether the change calls for a check.
 /// Without a mirror (or once it is gone) it never completes.
 async fn mirror_changed(
     mirror: &mut Option<watch::Receiver<DeviceState>>,
-    seen: &mut Option<(Option<i64>, Option<i64>)>,
+    seen: &mut Option<DeviceState>,
 ) -> bool {
     let Some(rx) = mirror.as_mut() else {
         return std::future::pending().await;
@@ -349,40 +323,10 @@ async fn mirror_changed(
         *mirror = None;
         return false;
     }
-    let now = replicator_states(&rx.borrow_and_update());
-    let moved = seen.is_some_and(|before| before != now);
+    let now = rx.borrow_and_update().clone();
+    let calls = seen
+        .as_ref()
+        .is_some_and(|before| EncoderSupervision::event_calls_for_check(before, &now));
     *seen = Some(now);
-    moved
-}
-
-fn replicator_states(state: &DeviceState) -> (Option<i64>, Option<i64>) {
-    (
-        state.stream_state.value().map(|s| s.value()),
-        state.record_state.value().map(|s| s.value()),
-    )
-}
-
-fn summary(status: &conn_health::HealthStatus) -> String {
-    let failing: Vec<String> = status
-        .checks()
-        .iter()
-        .filter(|c| {
-            c.outcome != conn_health::CheckOutcome::Ok
-                && c.outcome != conn_health::CheckOutcome::Unknown
-        })
-        .map(|c| format!("{}: {}", c.name.as_str(), c.detail))
-        .collect();
-    format!(
-        "score {:.0} ({}): {}",
-        status.health_score(),
-        status.level().as_str(),
-        failing.join("; ")
-    )
-}
-
-fn wall_clock() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
+    calls
 }

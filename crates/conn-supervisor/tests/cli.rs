@@ -5,7 +5,7 @@
 
 use std::{process::Stdio, time::Duration};
 
-use helo_sim::{Faults, SimConfig, SimDevice};
+use helo_sim::{SimConfig, SimDevice};
 use helo_transport::names;
 use tokio::{
     io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
@@ -98,67 +98,137 @@ fn admin_addr(first_line: &str) -> String {
         .to_string()
 }
 
+/// Runs `check` twice, as text and with `--json`: both exit with `code`, the line
+/// starts with the label and keeps its performance data parsable, and the JSON is one
+/// object with the same exit code. Answers the line and the JSON.
+async fn check_both(args: &[&str], env: &[(&str, &str)], code: i32) -> (String, serde_json::Value) {
+    let label = ["OK", "WARNING", "CRITICAL", "UNKNOWN"][code as usize];
+    let run_with = |json: bool| {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("check").args(args).env("RUST_LOG", "warn");
+        if json {
+            cmd.arg("--json");
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        async move {
+            let out = tokio::time::timeout(Duration::from_secs(20), cmd.output())
+                .await
+                .expect("check finished in time")
+                .unwrap();
+            (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stdout).to_string(),
+            )
+        }
+    };
+    let (status, line) = run_with(false).await;
+    assert_eq!(status, Some(code), "{args:?}: {line}");
+    assert_eq!(line.lines().count(), 1, "one line: {line}");
+    assert!(line.starts_with(&format!("HELO {label} - ")), "{line}");
+    assert!(
+        line.matches('|').count() <= 1,
+        "only the perfdata separator: {line}"
+    );
+    if let Some((_, perf)) = line.split_once(" | ") {
+        let (name, values) = perf.trim().split_once('=').unwrap();
+        assert_eq!(name, "health");
+        let fields: Vec<&str> = values.split(';').collect();
+        assert_eq!(fields.len(), 5, "{perf}");
+        assert!(fields[0].parse::<f64>().is_ok(), "{perf}");
+    }
+    let (status, out) = run_with(true).await;
+    assert_eq!(status, Some(code), "--json {args:?}: {out}");
+    let json: serde_json::Value = serde_json::from_str(out.trim())
+        .unwrap_or_else(|e| panic!("--json {args:?} printed no JSON ({e}): {out}"));
+    assert_eq!(json["exit_code"], code, "{json}");
+    (line, json)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn check_answers_each_plugin_exit_code() {
+async fn check_speaks_the_plugin_convention_in_every_case() {
+    // Healthy.
     let ok = sim(SimConfig::fast()).await;
-    let (code, out, _) = run(&["check", &ok.url()]).await;
-    assert_eq!(code, 0, "{out}");
-    assert!(out.starts_with("HELO OK - "), "{out}");
-    assert!(out.contains("| health=100.0;80;70;0;100"), "{out}");
+    let (line, json) = check_both(&[&ok.url()], &[], 0).await;
+    assert!(line.contains("| health=100.0;80;70;0;100"), "{line}");
+    assert_eq!(json["status"], "healthy");
 
-    // Idle where streaming and recording are expected, slow and warm: degraded.
-    let slow = sim(SimConfig::fast()).await;
-    slow.set_faults(Faults {
-        latency_ms: 550,
-        ..Faults::default()
-    })
-    .unwrap();
-    slow.overheat(84);
-    let (code, out, _) = run(&[
-        "check",
-        &slow.url(),
-        "--expect-streaming",
-        "--expect-recording",
-    ])
-    .await;
-    assert_eq!(code, 1, "{out}");
-    assert!(out.starts_with("HELO WARNING - "), "{out}");
+    // Degraded: overheating, but below the critical temperature.
+    let warm = sim(SimConfig::fast()).await;
+    warm.overheat(75);
+    let (line, json) = check_both(&[&warm.url()], &[], 1).await;
+    assert!(line.contains("device at 75 °C"), "{line}");
+    assert_eq!(json["reasons"][0]["code"], "device_overheated", "{json}");
 
+    // Not streaming when it should: critical, with the reason first.
+    let idle = sim(SimConfig::fast()).await;
+    let (line, json) = check_both(&[&idle.url(), "--expect-streaming"], &[], 2).await;
+    assert!(line.contains("stream idle, should be streaming"), "{line}");
+    assert_eq!(json["reasons"][0]["code"], "not_streaming", "{json}");
+    assert_eq!(json["in_desired_state"], false, "{json}");
     let failing = sim(SimConfig::fast()).await;
     failing.set_param(names::STREAM_STATE, "4").unwrap();
-    let (code, out, _) = run(&["check", &failing.url(), "--expect-streaming"]).await;
-    assert_eq!(code, 2, "{out}");
-    assert!(
-        out.starts_with("HELO CRITICAL - ") && out.contains("streaming_state"),
-        "{out}"
-    );
+    check_both(&[&failing.url(), "--expect-streaming"], &[], 2).await;
 
+    // A closed port: critical, the cause in the first line.
     let gone = sim(SimConfig::fast()).await;
     let url = gone.url();
     gone.shutdown().await;
-    let (code, out, _) = run(&["check", &url]).await;
-    assert_eq!(code, 3, "{out}");
-    assert!(out.starts_with("HELO UNKNOWN - "), "{out}");
+    let (line, json) = check_both(&[&url], &[], 2).await;
+    assert!(
+        line.to_lowercase().contains("refused") || line.contains("connect"),
+        "{line}"
+    );
+    assert_eq!(json["status"], "unreachable");
 
+    // A login refused (wrong password), or needed and not given: critical.
     let locked = sim(SimConfig::fast().with_password("s3cret")).await;
-    let (code, out, _) = run(&["check", &locked.url()]).await;
-    assert_eq!(code, 3, "no password for a locked device: {out}");
-    let out = Command::new(BIN)
-        .args([
-            "check",
-            &locked.url(),
-            "--password-env",
-            "HELO_TEST_PW",
-            "--json",
-        ])
-        .env("HELO_TEST_PW", "s3cret")
-        .output()
-        .await
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0));
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(json["health_score"], 100.0, "{json}");
-    assert!(!String::from_utf8_lossy(&out.stdout).contains("s3cret"));
+    let (line, _) = check_both(
+        &[&locked.url(), "--password-env", "HELO_TEST_PW"],
+        &[("HELO_TEST_PW", "wrong")],
+        2,
+    )
+    .await;
+    assert!(
+        line.to_lowercase().contains("password") || line.contains("login"),
+        "{line}"
+    );
+    check_both(&[&locked.url()], &[], 2).await;
+    let (line, json) = check_both(
+        &[&locked.url(), "--password-env", "HELO_TEST_PW"],
+        &[("HELO_TEST_PW", "s3cret")],
+        0,
+    )
+    .await;
+    assert_eq!(json["health"]["health_score"], 100.0, "{json}");
+    assert!(!line.contains("s3cret") && !json.to_string().contains("s3cret"));
+
+    // Bad arguments: unknown.
+    check_both(&["http://"], &[], 3).await;
+    check_both(
+        &[&ok.url(), "--password-env", "HELO_TEST_UNSET_VAR"],
+        &[],
+        3,
+    )
+    .await;
+    let (code, _, err) = run(&["check", &ok.url(), "--no-such-flag"]).await;
+    assert_eq!(code, 3, "a usage error is UNKNOWN for a plugin: {err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_bounds_and_escapes_what_a_device_says() {
+    // A device whose stream state has an unknown number and a name full of
+    // control characters and pipes must not break the plugin line.
+    let odd = sim(SimConfig::fast()).await;
+    odd.set_param(names::STREAM_STATE, "4").unwrap();
+    let long = format!("http://{}/{}", odd.addr(), "x|y\r\n".repeat(200));
+    let (code, out, _) = run(&["check", &long, "--expect-streaming"]).await;
+    assert!(out.lines().count() == 1, "{out}");
+    assert!(out.len() < 2_000, "bounded: {} bytes", out.len());
+    assert!(out.matches('|').count() <= 1, "{out}");
+    assert!(!out.trim_end().chars().any(char::is_control), "{out:?}");
+    assert!([2, 3].contains(&code), "{code}: {out}");
 }
 
 #[tokio::test]

@@ -69,7 +69,7 @@ mod tests {
         let t = device_text(&long);
         assert!(t.len() <= DEVICE_TEXT_MAX + '…'.len_utf8(), "{}", t.len());
         assert!(t.ends_with('…'));
-        let t = bounded_text(&"\n".repeat(50), 9);
-        assert_eq!(t, "\\n\\n\\n\\n…");
+        let newlines = "\n".repeat(50);
+        assert_eq!(bounded_text(&newlines, 9), "\\n\\n\\n\\n…");
     }
 }

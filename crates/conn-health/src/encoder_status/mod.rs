@@ -429,11 +429,12 @@ fn track_reason(t: &TrackReport) -> StatusReason {
     };
     let since = t
         .diverged_for
+        .filter(|d| d.as_secs() > 0)
         .map(|d| format!(" for {}", crate::text::human_duration(d)))
         .unwrap_or_default();
     let due = t
         .due_in
-        .map(|d| crate::text::human_duration(d))
+        .map(crate::text::human_duration)
         .unwrap_or_default();
     let doing = match t.phase {
         TrackPhase::Settled => String::new(),

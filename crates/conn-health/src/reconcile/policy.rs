@@ -13,7 +13,7 @@ use crate::error::HealthError;
 /// | `start_timeout` | 10 s | a start that has not reached streaming by then failed (the protocol says about a second) |
 /// | `max_attempts` | 3 | tries in one round before giving up |
 /// | `backoff` | 2 s | wait after the first failed try; doubles each try |
-/// | `backoff_max` | 60 s | the longest wait between tries |
+/// | `backoff_max` | 60 s | the longest wait between tries (never below `backoff`) |
 /// | `retry_after` | 5 min | after giving up, a new round of tries |
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ReconcilePolicy {
@@ -58,16 +58,15 @@ impl ReconcilePolicy {
         if self.retry_after.is_zero() {
             return Err(HealthError::config("retry_after must be greater than zero"));
         }
-        if self.backoff > self.backoff_max {
-            return Err(HealthError::config("backoff must not exceed backoff_max"));
-        }
         Ok(())
     }
 
     /// The wait after failed try number `attempt` (counting from 1): `backoff`,
-    /// doubled per further try, capped at `backoff_max`.
+    /// doubled per further try, capped at `backoff_max` (but never below `backoff`).
     pub fn delay_after(&self, attempt: u32) -> Duration {
         let factor = 2u32.saturating_pow(attempt.saturating_sub(1));
-        self.backoff.saturating_mul(factor).min(self.backoff_max)
+        self.backoff
+            .saturating_mul(factor)
+            .min(self.backoff_max.max(self.backoff))
     }
 }

@@ -259,10 +259,10 @@ impl Track {
                     now
                 };
                 self.phase = TrackPhase::Diverged { since };
-                self.from_diverged(now, since, failing, policy, &mut step);
+                self.after_grace(now, since, failing, policy, &mut step);
             }
             TrackPhase::Diverged { since } => {
-                self.from_diverged(now, since, failing, policy, &mut step)
+                self.after_grace(now, since, failing, policy, &mut step)
             }
             TrackPhase::Stopping { attempt, start_at } => {
                 if now >= start_at {
@@ -308,7 +308,7 @@ impl Track {
         step
     }
 
-    fn from_diverged(
+    fn after_grace(
         &mut self,
         now: Instant,
         since: Instant,

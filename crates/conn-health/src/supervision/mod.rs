@@ -134,6 +134,8 @@ pub struct SupervisionReport {
     pub last_action: Option<ActionRecord>,
     /// The device's auto-recovery setting, when known.
     pub device_auto_recover: Option<bool>,
+    /// Whether the device answered the last check (`None`: not checked yet).
+    pub reachable: Option<bool>,
 }
 
 /// One encoder's supervision state.
@@ -343,6 +345,10 @@ impl EncoderSupervision {
             last_health: self.last_health.clone(),
             last_action: self.last_action.clone(),
             device_auto_recover: self.device_auto_recover,
+            reachable: match self.reachability {
+                Reachability::NotYetChecked => None,
+                ref r => Some(r.is_reachable()),
+            },
         }
     }
 
