@@ -5,7 +5,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::header::{COOKIE, SET_COOKIE};
+use http::header::{COOKIE, HOST, SET_COOKIE};
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
@@ -90,6 +90,12 @@ pub(crate) async fn handle(
     if path == "/sim" || path.starts_with("/sim/") {
         return Ok(control::handle(&inner, req, &path).await.into_response());
     }
+    // The URL asked, for `redirect_loop`: as the client named the device, if it did.
+    let host = req
+        .headers()
+        .get(HOST)
+        .and_then(|h| h.to_str().ok())
+        .map_or_else(|| inner.addr.to_string(), str::to_owned);
     let target = req
         .uri()
         .path_and_query()
@@ -145,7 +151,7 @@ pub(crate) async fn handle(
     } else if f.error_500 {
         Reply::error(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
     } else if f.redirect_loop {
-        Reply::found(format!("http://{}{target}", inner.addr))
+        Reply::found(format!("http://{host}{target}"))
     } else {
         let request = Req {
             path: &path,

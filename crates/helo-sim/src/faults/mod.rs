@@ -20,17 +20,17 @@ pub(crate) use self::patch::FaultPatch;
 /// 1. Before the device answers: `latency_ms`, `hang`, `refuse`, then `unavailable_503`,
 ///    `error_500` and `redirect_loop`, each of which answers at once in place of the
 ///    device.
-/// 2. The device's own answer, shaped by the text and event faults: `login_without_cookie`
-///    (login), `event_connection_id` (connect), `hostile_values` (get), and for
-///    `wait_for_config_events` (once the connection id is checked) `event_shape`, else
-///    `endless_event_array` or `instant_events` (both skip the hold). Then `error_text`
-///    and `error_text_bytes` replace the `"error"` text of every JSON error answer,
-///    those of step 1 included.
+/// 2. The device's own answer, shaped by the text and event faults:
+///    `login_without_cookie` (login), `event_connection_id` (connect), `hostile_values`
+///    (get), and for `wait_for_config_events` (once the connection id is checked)
+///    `event_shape`, else `endless_event_array` or `instant_events` (both skip the
+///    hold). Then `error_text` and `error_text_bytes` replace the `"error"` text of
+///    every JSON error answer, those of step 1 included.
 /// 3. How the answer goes on the wire; the first one set wins:
 ///    - written to the socket by hand, bypassing the HTTP server, connection closed
 ///      after: `garbage_response`, `http09`, `huge_content_length`, `absurd_chunks`,
-///      `endless_body`, `endless_event_array` (`200` wait answers only),
-///      `deep_json_depth`;
+///      `endless_body`, `endless_event_array` (`200` wait answers, not with
+///      `event_shape`), `deep_json_depth`;
 ///    - sent by the HTTP server: `reset`, `truncated_json`, `malformed_json`,
 ///      `oversized_body_bytes`;
 ///    - otherwise the answer as it is.

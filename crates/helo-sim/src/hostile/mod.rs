@@ -97,7 +97,11 @@ fn shape(reply: &Reply, f: &Faults, kind: PathKind) -> Option<RawAnswer> {
         ])
     } else if f.endless_body {
         endless(b"{\"padding\":\"", &[b'x'; ENDLESS_CHUNK])
-    } else if f.endless_event_array && kind == PathKind::Wait && reply.status == StatusCode::OK {
+    } else if f.endless_event_array
+        && f.event_shape.is_none()
+        && kind == PathKind::Wait
+        && reply.status == StatusCode::OK
+    {
         let per_chunk = (ENDLESS_CHUNK / ENDLESS_EVENT.len()).max(1);
         endless(b"[", ENDLESS_EVENT.repeat(per_chunk).as_bytes())
     } else if f.deep_json_depth > 0 {
