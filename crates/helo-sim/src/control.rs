@@ -1,5 +1,5 @@
-//! The `/sim/*` control endpoint on each device's own port: state, faults, parameters.
-//! Neither faults nor authentication apply here.
+//! The `/sim/*` control endpoint on each device's own port: state, faults, parameters,
+//! request counters. Neither faults nor authentication apply here.
 
 use std::time::Duration;
 
@@ -9,11 +9,14 @@ use serde_json::{json, Value as Json};
 
 use crate::device::DeviceInner;
 use crate::faults::FaultPatch;
-use crate::protocol::{read_body, Reply};
+use crate::protocol::read_body;
+use crate::reply::Reply;
+use crate::RequestKind;
 
 pub(crate) async fn handle(inner: &DeviceInner, req: Request<Incoming>, path: &str) -> Reply {
     inner.counters.record_control();
     let method = req.method().clone();
+    let query = req.uri().query().unwrap_or_default().to_owned();
     let body = match read_body(req.into_body()).await {
         Ok(b) => b,
         Err(reply) => return reply,
@@ -29,11 +32,33 @@ pub(crate) async fn handle(inner: &DeviceInner, req: Request<Incoming>, path: &s
                 Err(e) => Reply::error(StatusCode::BAD_REQUEST, &format!("bad parameter map: {e}")),
             }
         }
+        ("/sim/counts", false) => counts(inner, &query),
+        ("/sim/counts/reset", true) => {
+            let before = inner.counters.snapshot();
+            inner.counters.reset();
+            Reply::json(StatusCode::OK, &before)
+        }
         ("/sim/reboot", true) => {
             inner.with_state(|s, now| s.reboot(now));
             Reply::json(StatusCode::OK, &json!({"rebooting": true}))
         }
         _ => Reply::error(StatusCode::NOT_FOUND, "unknown control request"),
+    }
+}
+
+/// Every counter, or with `?kind=NAME` one of them: `{"kind": NAME, "count": N}`.
+fn counts(inner: &DeviceInner, query: &str) -> Reply {
+    let counts = inner.counters.snapshot();
+    let kind = form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "kind")
+        .map(|(_, v)| v.parse::<RequestKind>());
+    match kind {
+        None => Reply::json(StatusCode::OK, &counts),
+        Some(Ok(kind)) => Reply::json(
+            StatusCode::OK,
+            &json!({ "kind": kind.as_str(), "count": counts.of(kind) }),
+        ),
+        Some(Err(e)) => Reply::bad_request(&e),
     }
 }
 

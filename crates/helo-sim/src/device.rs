@@ -12,7 +12,7 @@ use tokio::time::Instant;
 
 use crate::counts::Counters;
 use crate::state::{later, DeviceState, Down, DownMode};
-use crate::{server, DeviceSnapshot, Faults, RequestCounts, SimConfig, SimError};
+use crate::{server, DeviceSnapshot, Faults, RequestCounts, RequestKind, SimConfig, SimError};
 
 /// What the device's tasks share.
 #[derive(Debug)]
@@ -258,6 +258,12 @@ impl SimDevice {
     /// Requests received so far.
     pub fn request_counts(&self) -> RequestCounts {
         self.inner.counters.snapshot()
+    }
+
+    /// One request counter: how many requests of `kind` arrived since the start or the
+    /// last [`SimDevice::reset_request_counts`].
+    pub fn request_count(&self, kind: RequestKind) -> u64 {
+        self.inner.counters.snapshot().of(kind)
     }
 
     /// Sets every request counter back to zero.

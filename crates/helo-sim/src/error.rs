@@ -48,6 +48,9 @@ pub enum SimError {
         /// Why it was refused.
         reason: String,
     },
+    /// A request counter name that [`crate::RequestKind`] does not know.
+    #[error("unknown request kind '{0}'")]
+    UnknownRequestKind(String),
 }
 
 impl SimError {
@@ -59,6 +62,11 @@ impl SimError {
     /// True when binding the listening socket failed.
     pub fn is_bind(&self) -> bool {
         matches!(self, SimError::Bind { .. })
+    }
+
+    /// True when a request counter name is unknown.
+    pub fn is_unknown_request_kind(&self) -> bool {
+        matches!(self, SimError::UnknownRequestKind(_))
     }
 
     /// True for a client mistake the device answers with `400` (bad value, read-only, …).

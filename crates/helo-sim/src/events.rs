@@ -145,6 +145,22 @@ impl EventHub {
         Some(WaitStart::Wait(Arc::clone(&c.notify)))
     }
 
+    /// Marks a connection used without taking its queue (a wait answered at once);
+    /// false for an unknown or expired id.
+    pub(crate) fn touch(&mut self, id: u64, now: Instant) -> bool {
+        let Some(c) = self.conns.get(&id) else {
+            return false;
+        };
+        if self.expired(c, now) {
+            self.conns.remove(&id);
+            return false;
+        }
+        if let Some(c) = self.conns.get_mut(&id) {
+            c.last_used = now;
+        }
+        true
+    }
+
     /// Takes what is queued for a waiting connection (empty when nothing is).
     pub(crate) fn take(&mut self, id: u64) -> Vec<ConfigEvent> {
         self.conns

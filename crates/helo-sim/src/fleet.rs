@@ -91,6 +91,8 @@ impl SimFleet {
     pub async fn shutdown(mut self) {
         if let Some(control) = self.control.take() {
             control.abort();
+            // Only a finished task has dropped its listener: callers may check the port.
+            let _ = control.await;
         }
         stop_all(std::mem::take(&mut self.devices)).await;
     }

@@ -18,7 +18,8 @@ use tracing::debug;
 use crate::body::SimBody;
 use crate::control::apply_json;
 use crate::device::DeviceInner;
-use crate::protocol::{read_body, Reply};
+use crate::protocol::read_body;
+use crate::reply::Reply;
 use crate::RequestCounts;
 
 /// Request totals over `devices`.

@@ -37,6 +37,11 @@
 //!   connections receive every parameter change, including whole-degree temperature
 //!   steps, but not the running durations.
 //!
+//! A device can also be made hostile, for tests of what a client does with device
+//! text, abusive long polls and broken HTTP (huge or control-character error texts and
+//! values, odd event answers, garbage, HTTP/0.9, absurd framing, endless or deep
+//! bodies, slow bytes, redirect loops, interim floods): see [`Faults`].
+//!
 //! # Control endpoint (`/sim/*` on each device's port)
 //!
 //! - `GET /sim/state`: `{"url", "state": DeviceSnapshot, "faults": Faults, "requests": RequestCounts}`.
@@ -45,7 +50,13 @@
 //!   their value), `"clear": true` to clear all first, and one-off actions
 //!   `"fail_stream"`, `"fail_record"`, `"expire_sessions"`, `"cool_down"`, `"reboot"`
 //!   (booleans), `"overheat_c"` (°C), `"link_errors"` (count to add), `"unreachable_ms"`.
-//!   Example: `{"latency_ms": 300, "unavailable_503": true, "retry_after_s": 2}`.
+//!   Example: `{"latency_ms": 300, "unavailable_503": true, "retry_after_s": 2}`;
+//!   a hostile device: `{"hostile_values": "a|b\r\n\u001b[31m", "http09": true}`.
+//!   `null` clears an optional fault (`{"error_text": null}`).
+//! - `GET /sim/counts`: the [`RequestCounts`] since the start or the last reset;
+//!   `GET /sim/counts?kind=login_ok` one of them (a [`RequestKind`] name):
+//!   `{"kind": "login_ok", "count": 2}`. `POST /sim/counts/reset` answers the counts
+//!   and sets them to zero.
 //! - `POST /sim/params`: `{"eParamID_SystemState": "10", ...}` sets parameters,
 //!   read-only ones included.
 //! - `POST /sim/reboot`.
@@ -68,15 +79,17 @@ mod events;
 mod faults;
 mod fleet;
 mod fleet_control;
+mod hostile;
 mod params;
 mod physics;
 mod protocol;
+mod reply;
 mod server;
 mod state;
 
 pub use self::{
     config::{SimConfig, ThermalConfig},
-    counts::RequestCounts,
+    counts::{RequestCounts, RequestKind},
     device::SimDevice,
     error::SimError,
     faults::Faults,

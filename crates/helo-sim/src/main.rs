@@ -7,13 +7,19 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use helo_sim::{Faults, SimConfig, SimFleet};
+use helo_sim::{SimConfig, SimFleet};
+
+mod fault_flags;
+
+use fault_flags::FaultArgs;
 
 /// Simulated AJA HELO encoders speaking the HELO REST protocol.
 ///
 /// Prints one line per encoder (`encoder-1 http://127.0.0.1:18080`), then with
-/// `--control` one line `control http://ADDR`, and serves until Ctrl-C or SIGTERM. Faults can also be changed at run time with
-/// `POST /sim/faults` on each encoder's port.
+/// `--control` one line `control http://ADDR`, and serves until Ctrl-C or SIGTERM.
+/// The fault flags are the JSON keys of `POST /sim/faults` with dashes (but
+/// --fault-probability for `probability`); that endpoint on each encoder's port changes
+/// them at run time.
 #[derive(Debug, Parser)]
 #[command(name = "helo-sim", version)]
 struct Cli {
@@ -83,66 +89,6 @@ struct Cli {
 
     #[command(flatten)]
     faults: FaultArgs,
-}
-
-/// Faults active from the start (see `helo_sim::Faults`).
-#[derive(Debug, clap::Args)]
-struct FaultArgs {
-    /// Extra delay before every answer, ms.
-    #[arg(long, default_value_t = 0)]
-    latency_ms: u64,
-    /// Read requests, never answer.
-    #[arg(long)]
-    hang: bool,
-    /// Reset connections as soon as a request arrives.
-    #[arg(long)]
-    refuse: bool,
-    /// Send half an answer, then reset.
-    #[arg(long)]
-    reset: bool,
-    /// Answer 500.
-    #[arg(long)]
-    error_500: bool,
-    /// Answer 503 with Retry-After: --retry-after-s.
-    #[arg(long)]
-    unavailable_503: bool,
-    /// Retry-After seconds for --unavailable-503.
-    #[arg(long, default_value_t = 1)]
-    retry_after_s: u64,
-    /// Answer 200 with invalid JSON.
-    #[arg(long)]
-    malformed_json: bool,
-    /// Announce more Content-Length than sent, then close.
-    #[arg(long)]
-    truncated_json: bool,
-    /// Answer 200 with a JSON body of this many bytes.
-    #[arg(long, default_value_t = 0)]
-    oversized_body_bytes: u64,
-    /// Every stream start fails (eRRSFailingInStream).
-    #[arg(long)]
-    stream_start_fails: bool,
-    /// Fraction (0-1) of requests the faults apply to.
-    #[arg(long, default_value_t = 1.0)]
-    fault_probability: f64,
-}
-
-impl FaultArgs {
-    fn faults(&self) -> Faults {
-        Faults {
-            latency_ms: self.latency_ms,
-            hang: self.hang,
-            refuse: self.refuse,
-            reset: self.reset,
-            error_500: self.error_500,
-            unavailable_503: self.unavailable_503,
-            retry_after_s: self.retry_after_s,
-            malformed_json: self.malformed_json,
-            truncated_json: self.truncated_json,
-            oversized_body_bytes: self.oversized_body_bytes,
-            stream_start_fails: self.stream_start_fails,
-            probability: self.fault_probability,
-        }
-    }
 }
 
 impl Cli {
@@ -252,4 +198,81 @@ async fn wait_for_stop() {
         }
     }
     let _ = tokio::signal::ctrl_c().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("helo-sim").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn hostile_flags_set_the_faults_of_the_same_name() {
+        let cli = parse(&[
+            "--error-text-bytes",
+            "100000",
+            "--error-text",
+            "bad\r\n|text",
+            "--hostile-values",
+            "a|b",
+            "--event-connection-id",
+            "-1\r\nX-Injected: yes",
+            "--instant-events",
+            "--event-shape",
+            r#"{"unexpected":true}"#,
+            "--endless-event-array",
+            "--garbage-response",
+            "--http09",
+            "--huge-content-length",
+            "--absurd-chunks",
+            "--endless-body",
+            "--deep-json-depth",
+            "100000",
+            "--slowloris-response",
+            "--slowloris-interval-ms",
+            "50",
+            "--redirect-loop",
+            "--informational-flood",
+            "30",
+            "--login-without-cookie",
+            "--event-hold-ms",
+            "0",
+        ])
+        .unwrap();
+        let cfg = cli.config(0);
+        let f = &cfg.faults;
+        assert_eq!(f.error_text_bytes, 100_000);
+        assert_eq!(f.error_text.as_deref(), Some("bad\r\n|text"));
+        assert_eq!(f.hostile_values.as_deref(), Some("a|b"));
+        assert_eq!(
+            f.event_connection_id.as_deref(),
+            Some("-1\r\nX-Injected: yes")
+        );
+        assert_eq!(f.event_shape, Some(serde_json::json!({"unexpected": true})));
+        assert!(f.instant_events && f.endless_event_array && f.garbage_response && f.http09);
+        assert!(f.huge_content_length && f.absurd_chunks && f.endless_body);
+        assert!(f.slowloris_response && f.redirect_loop && f.login_without_cookie);
+        assert_eq!(
+            (
+                f.deep_json_depth,
+                f.slowloris_interval_ms,
+                f.informational_flood
+            ),
+            (100_000, 50, 30)
+        );
+        assert_eq!(cfg.event_hold, Duration::ZERO);
+        assert!(cfg.validate().is_ok());
+    }
+
+    #[test]
+    fn fault_defaults_are_no_fault_and_caps_are_checked() {
+        let cli = parse(&[]).unwrap();
+        assert!(cli.config(0).faults.is_clear());
+        assert!(parse(&["--event-shape", "{not json"]).is_err());
+        let over = parse(&["--deep-json-depth", "10000001"]).unwrap();
+        let err = over.config(0).validate().unwrap_err();
+        assert!(err.to_string().contains("deep_json_depth"), "{err}");
+    }
 }

@@ -240,6 +240,18 @@ pub(crate) struct ParamObject {
     value_name: String,
 }
 
+impl ParamObject {
+    /// The same object with `value` and `value_name` replaced (the `hostile_values`
+    /// fault).
+    pub(crate) fn with_text(self, text: &str) -> Self {
+        ParamObject {
+            value: text.to_owned(),
+            value_name: text.to_owned(),
+            ..self
+        }
+    }
+}
+
 /// One element of the `/descriptors` array.
 #[derive(Debug, Serialize)]
 pub(crate) struct Descriptor {

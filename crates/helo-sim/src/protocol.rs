@@ -1,13 +1,11 @@
 //! The HELO REST protocol: routing, authentication check, parameter, login and event
-//! handlers, and the faults applied around them.
+//! handlers, and the faults applied around them (see [`Faults`] for their order).
 
 use std::convert::Infallible;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::header::{
-    HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, RETRY_AFTER, SET_COOKIE,
-};
+use http::header::{COOKIE, HOST, SET_COOKIE};
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
@@ -18,138 +16,18 @@ use tokio::time::Instant;
 use crate::body::SimBody;
 use crate::counts::PathKind;
 use crate::device::DeviceInner;
-use crate::events::WaitStart;
+use crate::events::{ConfigEvent, WaitStart};
 use crate::params::Param;
+use crate::reply::Reply;
 use crate::server::ConnCtl;
 use crate::state::later;
-use crate::{control, Faults, SimError};
+use crate::{control, hostile, Faults, SimError};
 
 /// Request bodies (login forms) are tiny; anything bigger is refused.
 pub(crate) const MAX_REQUEST_BODY: usize = 64 * 1024;
 
-const NOT_FOUND_HTML: &str = "<html><head><title>404 Not Found</title></head><body><h1>Not Found</h1><p>The document requested was not found on this server.</p></body></html>";
-const MALFORMED_JSON: &str =
-    "{\"paramid\": \"2097225203\", \"name\": eParamID_ReplicatorStreamState, \"value\": ";
 const LOGIN_FAILED: &str = "Login Failed - Passwords did not match";
 const INVALID_CONNECTION: &str = "Invalid connection id";
-
-/// An answer before faults are applied to it.
-#[derive(Debug)]
-pub(crate) struct Reply {
-    status: StatusCode,
-    content_type: &'static str,
-    body: Bytes,
-    headers: Vec<(HeaderName, String)>,
-}
-
-impl Reply {
-    /// Structs keep their field order on the wire, which line-oriented scripts like.
-    pub(crate) fn json<T: Serialize + ?Sized>(status: StatusCode, value: &T) -> Self {
-        let body = serde_json::to_vec(value)
-            .unwrap_or_else(|_| br#"{"error":"cannot encode the answer"}"#.to_vec());
-        Reply {
-            status,
-            content_type: "application/json",
-            body: Bytes::from(body),
-            headers: Vec::new(),
-        }
-    }
-
-    pub(crate) fn error(status: StatusCode, message: &str) -> Self {
-        Reply::json(status, &json!({ "error": message }))
-    }
-
-    fn bad_request(err: &SimError) -> Self {
-        Reply::error(StatusCode::BAD_REQUEST, &err.to_string())
-    }
-
-    fn not_found() -> Self {
-        Reply {
-            status: StatusCode::NOT_FOUND,
-            content_type: "text/html",
-            body: Bytes::from_static(NOT_FOUND_HTML.as_bytes()),
-            headers: Vec::new(),
-        }
-    }
-
-    fn unavailable(retry_after_s: u64) -> Self {
-        Reply::error(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable")
-            .with_header(RETRY_AFTER, retry_after_s.to_string())
-    }
-
-    fn with_header(mut self, name: HeaderName, value: String) -> Self {
-        self.headers.push((name, value));
-        self
-    }
-
-    fn response(self, body: SimBody, content_length: Option<usize>) -> Response<SimBody> {
-        let mut resp = Response::new(body);
-        *resp.status_mut() = self.status;
-        let h = resp.headers_mut();
-        h.insert(CONTENT_TYPE, HeaderValue::from_static(self.content_type));
-        if let Some(len) = content_length {
-            h.insert(CONTENT_LENGTH, HeaderValue::from(len));
-        }
-        for (name, value) in self.headers {
-            if let Ok(v) = HeaderValue::try_from(value) {
-                h.append(name, v);
-            }
-        }
-        resp
-    }
-
-    pub(crate) fn into_response(self) -> Response<SimBody> {
-        let body = SimBody::full(self.body.clone());
-        self.response(body, None)
-    }
-
-    /// The answer as the body faults spoil it; the first set one wins.
-    fn spoiled(self, f: &Faults, ctl: Arc<ConnCtl>) -> Response<SimBody> {
-        let len = self.body.len();
-        if f.reset {
-            let half = self.body.slice(..len / 2);
-            let body = cut_off(half, ctl, true);
-            self.response(body, Some(len))
-        } else if f.truncated_json {
-            let body = cut_off(self.body.clone(), ctl, false);
-            self.response(body, Some(len + len.max(16)))
-        } else if f.malformed_json {
-            let body = SimBody::full(Bytes::from_static(MALFORMED_JSON.as_bytes()));
-            Reply {
-                status: StatusCode::OK,
-                content_type: "application/json",
-                ..self
-            }
-            .response(body, None)
-        } else if f.oversized_body_bytes > 0 {
-            let head = Bytes::from_static(b"{\"padding\":\"");
-            let tail = Bytes::from_static(b"\"}");
-            let frame = (head.len() + tail.len()) as u64;
-            let body = SimBody::Padding {
-                remaining: f.oversized_body_bytes.saturating_sub(frame),
-                head: Some(head),
-                tail: Some(tail),
-            };
-            Reply {
-                status: StatusCode::OK,
-                content_type: "application/json",
-                ..self
-            }
-            .response(body, None)
-        } else {
-            self.into_response()
-        }
-    }
-}
-
-fn cut_off(data: Bytes, ctl: Arc<ConnCtl>, rst: bool) -> SimBody {
-    SimBody::CutOff {
-        data: (!data.is_empty()).then_some(data),
-        ctl,
-        rst,
-        pause: None,
-    }
-}
 
 /// Query (and form body) arguments, keys matched case-insensitively.
 #[derive(Debug, Default)]
@@ -212,6 +90,16 @@ pub(crate) async fn handle(
     if path == "/sim" || path.starts_with("/sim/") {
         return Ok(control::handle(&inner, req, &path).await.into_response());
     }
+    // The URL asked, for `redirect_loop`: as the client named the device, if it did.
+    let host = req
+        .headers()
+        .get(HOST)
+        .and_then(|h| h.to_str().ok())
+        .map_or_else(|| inner.addr.to_string(), str::to_owned);
+    let target = req
+        .uri()
+        .path_and_query()
+        .map_or_else(|| path.clone(), |pq| pq.as_str().to_owned());
     let query = req.uri().query().unwrap_or_default().to_owned();
     let cookies: Vec<String> = req
         .headers()
@@ -228,7 +116,8 @@ pub(crate) async fn handle(
         }
     };
     let args = Args::parse(&query, &body);
-    inner.counters.record(classify(&path, &args));
+    let kind = classify(&path, &args);
+    inner.counters.record(kind);
 
     if let Some(secs) = inner.unavailable_503(Instant::now()) {
         return Ok(Reply::unavailable(secs).into_response());
@@ -237,34 +126,48 @@ pub(crate) async fn handle(
         let f = inner.faults.borrow();
         f.roll().then(|| f.clone())
     };
-    if let Some(f) = &faults {
-        if f.latency_ms > 0 {
-            tokio::time::sleep(std::time::Duration::from_millis(f.latency_ms)).await;
-        }
-        if f.hang {
-            let mut rx = inner.faults.subscribe();
-            // Held until the fault is cleared; shutdown drops this future.
-            let _ = rx.wait_for(|f| !f.hang).await;
-        }
-        if f.refuse {
-            ctl.kill(true);
-            return std::future::pending().await;
-        }
-        if f.unavailable_503 {
-            return Ok(Reply::unavailable(f.retry_after_s).into_response());
-        }
-        if f.error_500 {
-            return Ok(
-                Reply::error(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
-                    .into_response(),
-            );
-        }
+    let Some(f) = faults else {
+        let request = Req {
+            path: &path,
+            args: &args,
+            cookies: &cookies,
+        };
+        return Ok(route(&inner, &request, None).await.into_response());
+    };
+    if f.latency_ms > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(f.latency_ms)).await;
     }
-    let reply = route(&inner, &path, &args, &cookies).await;
-    Ok(match &faults {
-        Some(f) => reply.spoiled(f, ctl),
-        None => reply.into_response(),
-    })
+    if f.hang {
+        let mut rx = inner.faults.subscribe();
+        // Held until the fault is cleared; shutdown drops this future.
+        let _ = rx.wait_for(|f| !f.hang).await;
+    }
+    if f.refuse {
+        ctl.kill(true);
+        return std::future::pending().await;
+    }
+    let reply = if f.unavailable_503 {
+        Reply::unavailable(f.retry_after_s)
+    } else if f.error_500 {
+        Reply::error(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
+    } else if f.redirect_loop {
+        Reply::found(format!("http://{host}{target}"))
+    } else {
+        let request = Req {
+            path: &path,
+            args: &args,
+            cookies: &cookies,
+        };
+        route(&inner, &request, Some(&f)).await
+    };
+    let reply = reply.with_error_text(&f);
+    if let Some(raw) = hostile::plan(&reply, &f, kind) {
+        // The connection task takes the socket back from hyper and writes this; this
+        // request's future is dropped with the connection.
+        ctl.answer_raw(raw);
+        return std::future::pending().await;
+    }
+    Ok(reply.spoiled(&f, ctl))
 }
 
 fn normalize(path: &str) -> String {
@@ -276,15 +179,26 @@ fn normalize(path: &str) -> String {
     }
 }
 
-async fn route(inner: &Arc<DeviceInner>, path: &str, args: &Args, cookies: &[String]) -> Reply {
+/// What the handlers need of a request.
+struct Req<'a> {
+    path: &'a str,
+    args: &'a Args,
+    cookies: &'a [String],
+}
+
+/// The device's own answer; `f` is the request's faults when they apply to it.
+async fn route(inner: &Arc<DeviceInner>, req: &Req<'_>, f: Option<&Faults>) -> Reply {
+    let (path, args) = (req.path, req.args);
     if path == "/authenticator/login" {
-        return login(inner, args);
+        return login(inner, args, f.is_some_and(|f| f.login_without_cookie));
     }
     if !matches!(path, "/config" | "/json" | "/descriptors") {
         return Reply::not_found();
     }
     let admitted = inner.with_state(|s, now| {
-        !s.auth_required() || s.sessions.admits(cookies.iter().map(String::as_str), now)
+        !s.auth_required()
+            || s.sessions
+                .admits(req.cookies.iter().map(String::as_str), now)
     });
     if !admitted {
         return Reply::not_found();
@@ -294,10 +208,10 @@ async fn route(inner: &Arc<DeviceInner>, path: &str, args: &Args, cookies: &[Str
     }
     let action = args.get("action").unwrap_or("").trim().to_ascii_lowercase();
     match action.as_str() {
-        "get" => get(inner, args),
+        "get" => get(inner, args, f.and_then(|f| f.hostile_values.as_deref())),
         "set" => set(inner, args),
-        "connect" => connect(inner),
-        "wait_for_config_events" => wait(inner, args).await,
+        "connect" => connect(inner, f.and_then(|f| f.event_connection_id.as_deref())),
+        "wait_for_config_events" => wait(inner, args, f).await,
         "" => Reply::error(StatusCode::BAD_REQUEST, "Missing action"),
         other => Reply::error(
             StatusCode::BAD_REQUEST,
@@ -311,7 +225,7 @@ fn paramid(args: &Args) -> Result<&str, Reply> {
         .ok_or_else(|| Reply::error(StatusCode::BAD_REQUEST, "Missing paramid"))
 }
 
-fn get(inner: &DeviceInner, args: &Args) -> Reply {
+fn get(inner: &DeviceInner, args: &Args, hostile_values: Option<&str>) -> Reply {
     let key = match paramid(args) {
         Ok(k) => k,
         Err(r) => return r,
@@ -319,7 +233,11 @@ fn get(inner: &DeviceInner, args: &Args) -> Reply {
     inner
         .with_state(|s, now| {
             let p = s.lookup(key)?;
-            Ok(p.object(&s.value(p, now)))
+            let object = p.object(&s.value(p, now));
+            Ok(match hostile_values {
+                Some(text) => object.with_text(text),
+                None => object,
+            })
         })
         .map_or_else(
             |e| Reply::bad_request(&e),
@@ -366,32 +284,44 @@ fn descriptors(inner: &DeviceInner, args: &Args) -> Reply {
     )
 }
 
-fn login(inner: &DeviceInner, args: &Args) -> Reply {
+fn login(inner: &DeviceInner, args: &Args, without_cookie: bool) -> Reply {
     let password = args.get("password_provided").unwrap_or("");
-    match inner.with_state(|s, now| s.login(password, now)) {
+    let token = inner.with_state(|s, now| s.login(password, now));
+    inner.counters.record_login(token.is_some());
+    match token {
+        Some(_) if without_cookie => Reply::json(StatusCode::OK, &json!({"login": "success"})),
         Some(token) => Reply::json(StatusCode::OK, &json!({"login": "success"}))
             .with_header(SET_COOKIE, format!("session={token}; path=/")),
         None => Reply::json(StatusCode::OK, &json!({ "login": LOGIN_FAILED })),
     }
 }
 
-fn connect(inner: &DeviceInner) -> Reply {
+fn connect(inner: &DeviceInner, hostile_id: Option<&str>) -> Reply {
     if !inner.cfg.events_supported {
         return Reply::error(StatusCode::BAD_REQUEST, "Unsupported action 'connect'");
     }
     #[derive(Serialize)]
-    struct Connected {
-        connectionid: u64,
-        configevents: Vec<crate::events::ConfigEvent>,
+    struct Connected<Id> {
+        connectionid: Id,
+        configevents: Vec<ConfigEvent>,
     }
     let (connectionid, configevents) = inner.with_state(|s, now| s.connect(now));
-    Reply::json(
-        StatusCode::OK,
-        &Connected {
-            connectionid,
-            configevents,
-        },
-    )
+    match hostile_id {
+        Some(id) => Reply::json(
+            StatusCode::OK,
+            &Connected {
+                connectionid: id,
+                configevents,
+            },
+        ),
+        None => Reply::json(
+            StatusCode::OK,
+            &Connected {
+                connectionid,
+                configevents,
+            },
+        ),
+    }
 }
 
 /// Ends the long poll's bookkeeping however the request ends (answered or dropped).
@@ -407,7 +337,7 @@ impl Drop for WaitGuard<'_> {
     }
 }
 
-async fn wait(inner: &DeviceInner, args: &Args) -> Reply {
+async fn wait(inner: &DeviceInner, args: &Args, f: Option<&Faults>) -> Reply {
     if !inner.cfg.events_supported {
         return Reply::error(
             StatusCode::BAD_REQUEST,
@@ -420,6 +350,16 @@ async fn wait(inner: &DeviceInner, args: &Args) -> Reply {
     else {
         return Reply::error(StatusCode::BAD_REQUEST, INVALID_CONNECTION);
     };
+    if let Some(f) = f {
+        if let Some(shape) = &f.event_shape {
+            return checked_at_once(inner, id, Reply::json(StatusCode::OK, shape));
+        }
+        if f.endless_event_array || f.instant_events {
+            // The endless array is written by hand from this `200`: see `hostile`.
+            let none: [ConfigEvent; 0] = [];
+            return checked_at_once(inner, id, Reply::json(StatusCode::OK, &none));
+        }
+    }
     let notify = match inner.with_state(|s, now| s.events.begin_wait(id, now)) {
         None => return Reply::error(StatusCode::BAD_REQUEST, INVALID_CONNECTION),
         Some(WaitStart::Ready(events)) => return Reply::json(StatusCode::OK, &events),
@@ -439,4 +379,14 @@ async fn wait(inner: &DeviceInner, args: &Args) -> Reply {
         }
     };
     Reply::json(StatusCode::OK, &events)
+}
+
+/// `reply` at once if the connection id is live (the id counts as used), else the
+/// usual invalid-id error; queued changes stay queued.
+fn checked_at_once(inner: &DeviceInner, id: u64, reply: Reply) -> Reply {
+    if inner.with_state(|s, now| s.events.touch(id, now)) {
+        reply
+    } else {
+        Reply::error(StatusCode::BAD_REQUEST, INVALID_CONNECTION)
+    }
 }

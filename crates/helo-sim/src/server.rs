@@ -3,7 +3,7 @@
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -18,6 +18,7 @@ use tokio::time::Instant;
 use tracing::{debug, warn};
 
 use crate::device::DeviceInner;
+use crate::hostile::{self, RawAnswer};
 use crate::protocol;
 use crate::state::{Down, DownMode};
 
@@ -26,14 +27,27 @@ const MAX_BUF: usize = 64 * 1024;
 const REBIND_RETRY: Duration = Duration::from_millis(100);
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(20);
 
-/// Lets a request (or its body) abort its own connection.
+/// Lets a request (or its body) abort its own connection, or take it over.
 #[derive(Debug, Default)]
 pub(crate) struct ConnCtl {
     kill: Notify,
     rst: AtomicBool,
+    hijack: Notify,
+    raw: Mutex<Option<RawAnswer>>,
 }
 
 impl ConnCtl {
+    /// Has the connection task take the socket back from hyper and write `answer`
+    /// instead of hyper's response.
+    pub(crate) fn answer_raw(&self, answer: RawAnswer) {
+        *self.raw.lock().unwrap_or_else(|e| e.into_inner()) = Some(answer);
+        self.hijack.notify_one();
+    }
+
+    fn take_raw(&self) -> Option<RawAnswer> {
+        self.raw.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
     /// Drops the connection; with `rst` the peer sees a reset instead of a close.
     pub(crate) fn kill(&self, rst: bool) {
         if rst {
@@ -186,15 +200,22 @@ async fn serve_connection(inner: Arc<DeviceInner>, tcp: TcpStream) {
     let svc_ctl = Arc::clone(&ctl);
     let service =
         service_fn(move |req| protocol::handle(Arc::clone(&inner), Arc::clone(&svc_ctl), req));
-    let conn = http1::Builder::new()
+    let mut conn = http1::Builder::new()
         .max_buf_size(MAX_BUF)
         .serve_connection(io, service);
-    tokio::select! {
-        res = conn => {
+    let raw = tokio::select! {
+        res = &mut conn => {
             if let Err(e) = res {
                 debug!(error = %e, "connection ended with an error");
             }
+            None
         }
-        _ = ctl.kill.notified() => {}
+        _ = ctl.kill.notified() => None,
+        _ = ctl.hijack.notified() => ctl.take_raw(),
+    };
+    if let Some(answer) = raw {
+        // hyper has read the request and written nothing for it: the socket is ours.
+        let stream = conn.into_parts().io.into_inner();
+        hostile::send(stream, answer).await;
     }
 }

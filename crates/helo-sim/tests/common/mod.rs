@@ -245,3 +245,54 @@ pub(crate) async fn post_faults(http: &Http, dev: &SimDevice, patch: &str) -> Re
     assert_eq!(reply.status, 200, "{reply:?}");
     reply
 }
+
+/// The `helo-sim` binary, killed on drop even when an assertion fails first.
+pub(crate) struct SimProcess(std::process::Child);
+
+impl Drop for SimProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `helo-sim --listen 127.0.0.1:0 ARGS` and returns it with its one encoder's URL.
+pub(crate) fn spawn_sim(args: &[&str]) -> (SimProcess, String) {
+    use std::io::BufRead;
+    let mut child = SimProcess(
+        std::process::Command::new(env!("CARGO_BIN_EXE_helo-sim"))
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn helo-sim"),
+    );
+    let stdout = child.0.stdout.take().expect("stdout");
+    let line = std::io::BufReader::new(stdout)
+        .lines()
+        .next()
+        .expect("a line")
+        .expect("readable");
+    let url = line
+        .strip_prefix("encoder-1 ")
+        .expect("encoder line")
+        .to_owned();
+    (child, url)
+}
+
+/// Reads what arrives on `s` for `window` (or until EOF or an error).
+pub(crate) async fn read_for(s: &mut TcpStream, window: Duration) -> Raw {
+    let deadline = Instant::now() + window;
+    let mut bytes = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    let end = loop {
+        match tokio::time::timeout_at(deadline, s.read(&mut chunk)).await {
+            Err(_) => break End::Timeout,
+            Ok(Ok(0)) => break End::Eof,
+            Ok(Ok(n)) => bytes.extend_from_slice(&chunk[..n]),
+            Ok(Err(e)) => break End::Error(e.kind()),
+        }
+    };
+    Raw { bytes, end }
+}
