@@ -1,8 +1,8 @@
 //! The command line.
 
-use std::{net::SocketAddr, path::PathBuf};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Keeps warm, scored, cooled connections to a fleet of AJA HELO encoders and exports
 /// it all as Prometheus metrics.
@@ -62,7 +62,9 @@ pub enum Command {
         #[command(subcommand)]
         action: ParamAction,
     },
-    /// Start or stop streaming.
+    /// Start or stop streaming, then wait until the device shows `streaming` (or
+    /// `idle`) and print `{"stream_state":…,"took_ms":…,"reached":true|false|null}`.
+    /// Exit 0 when the state was reached, 1 when not (or on any error).
     Stream {
         /// start or stop.
         action: StartStop,
@@ -71,8 +73,13 @@ pub enum Command {
         /// Environment variable holding the device password.
         #[arg(long)]
         password_env: Option<String>,
+        /// How long to wait for the new state.
+        #[command(flatten)]
+        wait: WaitArgs,
     },
-    /// Start or stop recording.
+    /// Start or stop recording, then wait until the device shows `recording` (or
+    /// `idle`) and print `{"record_state":…,"took_ms":…,"reached":true|false|null}`.
+    /// Exit 0 when the state was reached, 1 when not (or on any error).
     Record {
         /// start or stop.
         action: StartStop,
@@ -81,15 +88,55 @@ pub enum Command {
         /// Environment variable holding the device password.
         #[arg(long)]
         password_env: Option<String>,
+        /// How long to wait for the new state.
+        #[command(flatten)]
+        wait: WaitArgs,
     },
-    /// Print the device's parameter changes as JSON lines until interrupted.
+    /// Print the device's parameter changes as JSON lines until SIGINT or SIGTERM
+    /// (exit 0). Exit 1 when the device cannot be reached at all, at once on a login
+    /// error, or when a lost device stays away longer than --max-outage.
     Events {
         /// The device.
         url: String,
         /// Environment variable holding the device password.
         #[arg(long)]
         password_env: Option<String>,
+        /// Least time from the start of one long poll to the start of the next, so a
+        /// device that answers at once is not flooded (at least 10ms).
+        #[arg(long, default_value = "250ms", value_parser = parse_poll_gap)]
+        min_poll_gap: Duration,
+        /// How many times to try the first connection before giving up.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
+        connect_tries: u32,
+        /// After the device was followed once, how long it may stay away (a reboot)
+        /// before the command gives up.
+        #[arg(long, default_value = "5m", value_parser = parse_cli_duration)]
+        max_outage: Duration,
     },
+}
+
+/// `--timeout` / `--no-wait` of `stream` and `record`.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct WaitArgs {
+    /// How long to wait for the device to show the new state (e.g. 10s, 1500ms).
+    #[arg(long, default_value = "10s", value_parser = parse_cli_duration)]
+    pub timeout: Duration,
+    /// Do not wait: print the state read right after the command, with
+    /// `"reached":null`, and exit 0.
+    #[arg(long, conflicts_with = "timeout")]
+    pub no_wait: bool,
+}
+
+fn parse_cli_duration(text: &str) -> Result<Duration, String> {
+    crate::config::parse_duration(text)
+}
+
+fn parse_poll_gap(text: &str) -> Result<Duration, String> {
+    let d = parse_cli_duration(text)?;
+    if d < Duration::from_millis(10) {
+        return Err(format!("{text:?} is too short (at least 10ms)"));
+    }
+    Ok(d)
 }
 
 /// `param get` / `param set`.

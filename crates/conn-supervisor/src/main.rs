@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser as _;
 use conn_supervisor::{
-    cli::{Cli, Command, ParamAction},
+    cli::{Cli, Command, ParamAction, WaitArgs},
     tools,
 };
 
@@ -96,10 +96,11 @@ async fn dispatch(command: Command) -> ExitCode {
             action,
             url,
             password_env,
+            wait,
         } => tool(
             async {
                 let dev = tools::device(&url, password_env.as_deref())?;
-                tools::stream(&dev, action).await
+                tools::stream(&dev, action, &wait_options(wait)).await
             }
             .await,
         ),
@@ -107,22 +108,44 @@ async fn dispatch(command: Command) -> ExitCode {
             action,
             url,
             password_env,
+            wait,
         } => tool(
             async {
                 let dev = tools::device(&url, password_env.as_deref())?;
-                tools::record(&dev, action).await
+                tools::record(&dev, action, &wait_options(wait)).await
             }
             .await,
         ),
-        Command::Events { url, password_env } => tool(
+        Command::Events {
+            url,
+            password_env,
+            min_poll_gap,
+            connect_tries,
+            max_outage,
+        } => tool(
             async {
+                // Before anything else, so an early SIGTERM still ends with exit 0.
+                let mut interrupt = tools::Interrupt::new()?;
                 let dev = tools::device(&url, password_env.as_deref())?;
+                let opts = tools::EventsOptions {
+                    connect_tries,
+                    max_outage,
+                    min_poll_gap,
+                };
                 tokio::select! {
-                    r = tools::events(&dev) => r,
-                    _ = tokio::signal::ctrl_c() => Ok(()),
+                    e = tools::events(&dev, &opts) => Err(e),
+                    () = interrupt.recv() => Ok(()),
                 }
             }
             .await,
         ),
+    }
+}
+
+fn wait_options(args: WaitArgs) -> tools::WaitOptions {
+    tools::WaitOptions {
+        wait: !args.no_wait,
+        timeout: args.timeout,
+        ..tools::WaitOptions::default()
     }
 }
