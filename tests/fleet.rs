@@ -36,9 +36,12 @@ const FAMILIES: [&str; 19] = [
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_fleet_comes_up_and_metrics_show_every_family() {
-    let demo = Demo::start(8, "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let demo = Demo::start(
+        conn_supervisor::demo::ROLES.len(),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
     let mut config = demo.config.clone();
     let tunables = fast_tunables();
     config.defaults = tunables.clone();

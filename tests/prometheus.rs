@@ -198,9 +198,12 @@ async fn the_dashboard_and_alert_rules_work_on_a_real_prometheus_scraping_the_de
         return;
     };
     let started = tokio::time::Instant::now();
-    let demo = Demo::start(8, "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let demo = Demo::start(
+        conn_supervisor::demo::ROLES.len(),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
     let (fleet, admin) = start_fleet(&demo.config).await;
     let mut prom = Prometheus::start(&binary, admin);
     prom.wait_ready(Duration::from_secs(20)).await;

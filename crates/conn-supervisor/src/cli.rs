@@ -28,8 +28,8 @@ pub enum Command {
     },
     /// Supervise a simulated fleet (with faults) on loopback: the embedded default.
     Demo {
-        /// How many simulated encoders.
-        #[arg(long, default_value_t = 8)]
+        /// How many simulated encoders (each role once by default; roles repeat).
+        #[arg(long, default_value_t = crate::demo::ROLES.len())]
         encoders: usize,
         /// Admin HTTP address (default: an ephemeral loopback port).
         #[arg(long)]
