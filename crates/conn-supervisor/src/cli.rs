@@ -53,6 +53,12 @@ pub enum Command {
         #[arg(long)]
         expect_recording: bool,
     },
+    /// Work with a configuration file without starting anything.
+    Config {
+        /// check.
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
     /// Read or set one parameter.
     Param {
         /// get or set.
@@ -86,6 +92,17 @@ pub enum Command {
         /// Environment variable holding the device password.
         #[arg(long)]
         password_env: Option<String>,
+    },
+}
+
+/// `config check`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigAction {
+    /// Validate a configuration file: print `ok: N encoders` and exit 0, or print
+    /// every mistake with its key and line and exit 2.
+    Check {
+        /// The TOML configuration file.
+        file: PathBuf,
     },
 }
 
