@@ -17,7 +17,12 @@ mod secrets;
 mod syntax;
 mod tunables;
 
-use std::{collections::HashMap, fmt, net::SocketAddr, path::Path};
+use std::{
+    collections::{hash_map::Entry, HashMap},
+    fmt,
+    net::SocketAddr,
+    path::Path,
+};
 
 use helo_transport::DeviceConfig;
 use toml_edit::ImDocument;
@@ -210,16 +215,23 @@ impl FleetConfig {
         let mut encoders = Vec::with_capacity(raw.encoders.len());
         for enc in &raw.encoders {
             if let Some(id) = &enc.id {
-                if let Some(first) = seen.insert(id.value.trim(), id.line) {
-                    let first = first.map_or(String::new(), |l| format!(" (first on line {l})"));
-                    issues.error(
-                        format!("{}.id", enc.key),
-                        id.line,
-                        format!(
-                            "duplicate encoder id {}{first}",
-                            issues::quoted(id.value.trim())
-                        ),
-                    );
+                match seen.entry(id.value.trim()) {
+                    Entry::Vacant(first) => {
+                        first.insert(id.line);
+                    }
+                    Entry::Occupied(first) => {
+                        let first = first
+                            .get()
+                            .map_or(String::new(), |l| format!(" (first on line {l})"));
+                        issues.error(
+                            format!("{}.id", enc.key),
+                            id.line,
+                            format!(
+                                "duplicate encoder id {}{first}",
+                                issues::quoted(id.value.trim())
+                            ),
+                        );
+                    }
                 }
             }
             if let Some(e) = encoder::resolve(enc, &defaults, env, &files, &mut issues) {

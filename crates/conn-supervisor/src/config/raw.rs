@@ -5,7 +5,7 @@
 use helo_transport::Password;
 use toml_edit::{ImDocument, Item, TableLike, Value};
 
-use super::issues::Issues;
+use super::issues::{quoted, Issues};
 pub(super) use super::tunables::RawTunables;
 
 /// A value and the line it was written on.
@@ -242,15 +242,16 @@ impl<'d> Table<'d> {
             if item.is_none() || known.contains(&name) {
                 continue;
             }
+            let shown = quoted(name);
             let message = match closest(name, known) {
-                Some(near) => format!("unknown key {name:?} (did you mean {near:?}?)"),
+                Some(near) => format!("unknown key {shown} (did you mean {near:?}?)"),
                 None if known.len() <= 10 => {
                     format!(
-                        "unknown key {name:?} (expected one of: {})",
+                        "unknown key {shown} (expected one of: {})",
                         known.join(", ")
                     )
                 }
-                None => format!("unknown key {name:?} (fleet.example.toml lists every key)"),
+                None => format!("unknown key {shown} (fleet.example.toml lists every key)"),
             };
             issues.error(t.key(name), t.line_of(name, item, issues), message);
         }

@@ -224,3 +224,21 @@ fn a_mistake_in_defaults_is_reported_once_not_per_encoder() {
         "{err}"
     );
 }
+
+#[test]
+fn each_duplicate_id_points_at_the_first() {
+    let enc = |id: &str| format!("[[encoder]]\nid = \"{id}\"\nurl = \"h\"\n");
+    let text = [enc("a"), enc("b"), enc("a"), enc("a")].concat();
+    let err = parse(&text).unwrap_err();
+    assert_eq!(
+        keys_and_lines(&err),
+        [("encoder[2].id", Some(8)), ("encoder[3].id", Some(11))],
+        "{err}"
+    );
+    assert!(
+        err.issues
+            .iter()
+            .all(|i| i.message.ends_with("(first on line 2)")),
+        "{err}"
+    );
+}
