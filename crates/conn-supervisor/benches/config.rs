@@ -14,7 +14,7 @@ use conn_supervisor::config::FleetConfig;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 
 /// A fleet file with `n` encoders, every fourth one with overrides and a password
-/// from the environment, so every code path of validation is exercised.
+/// from the environment, so overrides and secret lookups are part of the work.
 fn fleet_text(n: usize) -> String {
     let mut text =
         String::from("admin_listen = \"127.0.0.1:9898\"\n\n[defaults]\ncheck_interval = \"30s\"\n");
