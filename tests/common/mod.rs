@@ -65,6 +65,9 @@ pub(crate) fn fleet_config(encoders: Vec<EncoderConfig>, tunables: &Tunables) ->
         admin_listen: "127.0.0.1:0".parse().unwrap(),
         defaults: tunables.clone(),
         encoders,
+        admin: Default::default(),
+        cluster: None,
+        warnings: Vec::new(),
     }
 }
 

@@ -56,6 +56,12 @@ pub enum Command {
         #[arg(long)]
         expect_recording: bool,
     },
+    /// Work with a configuration file without starting anything.
+    Config {
+        /// check.
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
     /// Read or set one parameter.
     Param {
         /// get or set.
@@ -137,6 +143,17 @@ fn parse_poll_gap(text: &str) -> Result<Duration, String> {
         return Err(format!("{text:?} is too short (at least 10ms)"));
     }
     Ok(d)
+}
+
+/// `config check`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigAction {
+    /// Validate a configuration file: print `ok: N encoders` and exit 0, or print
+    /// every mistake with its key and line and exit 2.
+    Check {
+        /// The TOML configuration file.
+        file: PathBuf,
+    },
 }
 
 /// `param get` / `param set`.

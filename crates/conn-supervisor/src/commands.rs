@@ -1,4 +1,4 @@
-//! The long-running commands (`run`, `demo`) and the one-shot `check`.
+//! The long-running commands (`run`, `demo`), the one-shot `check` and `config check`.
 
 use std::{io::Write, net::SocketAddr, path::Path, process::ExitCode, time::Duration};
 
@@ -106,13 +106,41 @@ async fn reload(fleet: &Fleet, path: Option<&Path>) {
         tracing::info!("SIGHUP ignored: no configuration file");
         return;
     };
-    match FleetConfig::load(path) {
+    // Reading and validating a large fleet file takes a while and reads secret files:
+    // blocking work, kept off the runtime workers that run the fleet.
+    let owned = path.to_path_buf();
+    let loaded = match tokio::task::spawn_blocking(move || FleetConfig::load(&owned)).await {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            tracing::error!(error = %e, "configuration not reloaded: the reading task failed");
+            return;
+        }
+    };
+    match loaded {
         Ok(config) => match fleet.reload(&config).await {
             Ok(()) => tracing::info!(encoders = config.encoders.len(), "configuration reloaded"),
             Err(e) => tracing::error!(error = %e, "reload failed"),
         },
         Err(e) => {
             tracing::error!(error = %e, "configuration not reloaded; keeping the running one")
+        }
+    }
+}
+
+/// `config check FILE`: validates the file without starting anything. Exit 0 with
+/// `ok: N encoders` (and any warnings), or 2 with every mistake, as `run` would.
+pub fn config_check(path: &Path) -> ExitCode {
+    match FleetConfig::read(path) {
+        Ok(config) => {
+            println!("ok: {} encoders", config.encoders.len());
+            for warning in &config.warnings {
+                println!("warning: {warning}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("conn-supervisor: {e}");
+            ExitCode::from(2)
         }
     }
 }

@@ -138,8 +138,11 @@ impl Demo {
             sims,
             config: FleetConfig {
                 admin_listen,
+                admin: Default::default(),
+                cluster: None,
                 defaults: tunables,
                 encoders,
+                warnings: Vec::new(),
             },
             chaos,
         })

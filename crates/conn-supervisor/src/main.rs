@@ -67,6 +67,9 @@ async fn dispatch(command: Command) -> ExitCode {
             })
             .await
         }
+        Command::Config {
+            action: conn_supervisor::cli::ConfigAction::Check { file },
+        } => conn_supervisor::commands::config_check(&file),
         Command::Param { action } => match action {
             ParamAction::Get {
                 url,

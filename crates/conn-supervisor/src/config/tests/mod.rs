@@ -1,6 +1,68 @@
-use std::time::Duration;
+//! The configuration as a whole; `tables` (every table walked, every mistake
+//! reported), `secrets` (passwords and the admin token), `cluster` and `scale` (linear
+//! validation) hold the rest.
+
+mod cluster;
+mod scale;
+mod secrets;
+mod tables;
+
+use std::{
+    path::{Path, PathBuf},
+    sync::atomic::{AtomicUsize, Ordering},
+    time::Duration,
+};
 
 use super::*;
+
+/// A fresh folder under the system temp dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> Self {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "helo-cfg-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// Writes `name` with `text` and the Unix permission bits `mode`.
+    fn file(&self, name: &str, text: &str, mode: u32) -> PathBuf {
+        let path = self.0.join(name);
+        std::fs::write(&path, text).unwrap();
+        set_mode(&path, mode);
+        path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[cfg(unix)]
+fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+#[cfg(not(unix))]
+fn set_mode(_path: &Path, _mode: u32) {}
+
+/// Parses with `HELO_PW` set in the environment and files under `base`.
+fn parse_in(text: &str, base: &Path) -> Result<FleetConfig, ConfigError> {
+    let env = |var: &str| (var == "HELO_PW").then(|| "from-env".to_string());
+    FleetConfig::parse("fleet.toml", text, &env, Some(base))
+}
 
 fn parse(text: &str) -> Result<FleetConfig, ConfigError> {
     let env = |var: &str| (var == "HELO_PW").then(|| "from-env".to_string());
@@ -91,9 +153,9 @@ fn default_admin_address_is_loopback() {
 fn mistakes_name_the_key_and_line() {
     check_err(
         "[[encoder]]\nid = \"a\"\nurl = \"http://h\"\ncolour = \"red\"\n",
-        "colour",
+        "encoder[0].colour",
         Some(4),
-        "unknown field",
+        "unknown key \"colour\"",
     );
     check_err(
         "[[encoder]]\nid = \"a\"\nurl = \"http://h\"\n[[encoder]]\nid = \"a\"\nurl = \"http://i\"\n",
@@ -150,7 +212,12 @@ fn mistakes_name_the_key_and_line() {
         Some(6),
         "whole fleet",
     );
-    check_err("[[encoder]]\nid = \"a\"\n", "url", Some(1), "missing field");
+    check_err(
+        "[[encoder]]\nid = \"a\"\n",
+        "encoder[0].url",
+        Some(1),
+        "missing required key \"url\"",
+    );
     check_err(
         "[defaults]\nmin_warm = 8\nmax_connections = 4\n[[encoder]]\nid = \"a\"\nurl = \"h\"\n",
         "defaults.max_connections",
@@ -175,24 +242,23 @@ fn every_mistake_is_reported_at_once() {
 
 #[test]
 fn password_files_are_read_relative_to_the_config() {
-    let dir = std::env::temp_dir().join(format!("helo-cfg-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("pw.txt"), "file-secret\n").unwrap();
+    let dir = TempDir::new();
+    dir.file("pw.txt", "file-secret\n", 0o600);
     let text = "[[encoder]]\nid = \"a\"\nurl = \"h\"\npassword_file = \"pw.txt\"\n";
-    let cfg = FleetConfig::parse("fleet.toml", text, &|_| None, Some(&dir)).unwrap();
+    let cfg = parse_in(text, dir.path()).unwrap();
     assert_eq!(
         cfg.encoders[0].device.password().map(|p| p.expose()),
         Some("file-secret")
     );
+    assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
     let missing = "[[encoder]]\nid = \"a\"\nurl = \"h\"\npassword_file = \"nope.txt\"\n";
-    let err = FleetConfig::parse("fleet.toml", missing, &|_| None, Some(&dir)).unwrap_err();
+    let err = parse_in(missing, dir.path()).unwrap_err();
     assert!(err.to_string().contains("cannot read"), "{err}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn the_example_file_in_the_repository_is_valid() {
-    let text = include_str!("../../../../fleet.example.toml");
+    let text = include_str!("../../../../../fleet.example.toml");
     let env = |var: &str| (var == "HELO_COUNCIL_PASSWORD").then(|| "x".to_string());
     let cfg = FleetConfig::parse("fleet.example.toml", text, &env, None).unwrap();
     assert_eq!(cfg.encoders.len(), 2);
@@ -205,4 +271,50 @@ fn the_example_file_in_the_repository_is_valid() {
         cfg.encoders[1].tunables.check_interval,
         Duration::from_secs(10)
     );
+}
+
+#[test]
+fn the_commented_out_keys_of_the_example_are_valid_too() {
+    let dir = TempDir::new();
+    for (name, mode) in [
+        ("secrets/admin.token", 0o600),
+        ("tls/admin.crt", 0o644),
+        ("tls/admin.key", 0o600),
+    ] {
+        std::fs::create_dir_all(dir.path().join(name).parent().unwrap()).unwrap();
+        dir.file(name, "x\n", mode);
+    }
+    let text = include_str!("../../../../../fleet.example.toml");
+    // Uncomment every `# key = value` line and every `# [table]` header, except the
+    // alternative spelled next to the one in use (admin_token_env).
+    let uncommented: String = text
+        .lines()
+        .map(|l| match l.strip_prefix("# ") {
+            Some(rest)
+                if !rest.starts_with("admin_token_env")
+                    && (rest.starts_with('[')
+                        || rest.split_once(" = ").is_some_and(|(k, _)| {
+                            k.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+                        })) =>
+            {
+                format!("{rest}\n")
+            }
+            _ => format!("{l}\n"),
+        })
+        .collect();
+    let env = |var: &str| (var == "HELO_COUNCIL_PASSWORD").then(|| "x".to_string());
+    let cfg = FleetConfig::parse("example", &uncommented, &env, Some(dir.path()))
+        .unwrap_or_else(|e| panic!("{e}\n{uncommented}"));
+    assert!(cfg.admin.token.is_some() && cfg.admin.tls.is_some());
+    let cluster = cfg.cluster.expect("the cluster table");
+    assert_eq!(
+        (cluster.name.as_str(), cluster.node.as_str()),
+        ("studios", "node-1")
+    );
+    assert_eq!(
+        cluster.lease_ttl, DEFAULT_LEASE_TTL,
+        "the example documents the default"
+    );
+    assert_eq!(cfg.defaults.overheat_profile, Some(2));
+    assert!(cfg.encoders[0].hold);
 }
