@@ -27,9 +27,13 @@
 //! // Before every action on a device:
 //! assert!(node.may_act("studio-a"));
 //!
-//! // When the view lists an encoder in `to_release()`: stop its loop, then
+//! // A reload drops studio-a (a node joining would move some encoders the same way).
+//! node.set_encoders(vec!["studio-b".to_string()])?;
+//! view.wait_for(|v| v.to_release() == ["studio-a"]).await.expect("node runs");
+//! // The supervisor stops studio-a's loop, then:
 //! node.release("studio-a").await?;
 //! assert!(!node.may_act("studio-a"));
+//! assert!(node.may_act("studio-b"));
 //!
 //! node.shutdown().await?; // revokes the lease: the others take over at once
 //! # Ok(())

@@ -278,9 +278,14 @@ async fn a_cut_off_member_demotes_before_its_lease_can_expire_then_rejoins() {
     assert!(mine.iter().all(|e| c.node("a").may_act(e)), "demoted early");
     sleep_until(demote_by).await;
     assert!(mine.iter().all(|e| !c.node("a").may_act(e)), "not demoted");
-    tokio::task::yield_now().await;
-    let view = c.node("a").view();
-    assert!(!view.can_act && !view.store_up);
+    // The view follows as soon as a's task wakes for the deadline (same millisecond).
+    let mut views = c.node("a").subscribe();
+    let view = tokio::time::timeout(Duration::from_millis(1), views.wait_for(|v| !v.can_act))
+        .await
+        .expect("the view shows the demotion")
+        .unwrap()
+        .clone();
+    assert!(!view.store_up);
     // It keeps observing: still assigned, still "owned" as far as it knows.
     assert_eq!(view.owned.len(), mine.len());
 
