@@ -496,3 +496,11 @@ async fn bad_config_and_bad_ids_are_refused_before_any_request() {
     ));
     assert!(store.list("/").is_empty());
 }
+
+#[test]
+fn the_handle_can_be_shared_between_tasks() {
+    fn shared<T: Send + Sync + 'static>() {}
+    shared::<ClusterNode>();
+    shared::<crate::EtcdStore>();
+    shared::<crate::ClusterView>();
+}
