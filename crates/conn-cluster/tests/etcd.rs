@@ -141,34 +141,41 @@ impl Etcd {
         panic!("no leader");
     }
 
-    /// The owner keys, as etcd has them: encoder -> node.
+    /// The owner keys, as etcd has them: encoder -> node. Retried (bounded) while
+    /// the etcd cluster is between leaders.
     async fn owners(&self) -> BTreeMap<String, String> {
-        let endpoints = self.endpoints();
-        let mut last_error = None;
-        for endpoint in &endpoints {
-            let Ok(mut client) = connect(endpoint).await else {
-                continue;
-            };
-            let prefix = format!("/{CLUSTER}/owners/");
-            match client
-                .get(prefix.clone(), Some(GetOptions::new().with_prefix()))
-                .await
-            {
-                Ok(resp) => {
-                    return resp
-                        .kvs()
-                        .iter()
-                        .map(|kv| {
-                            let key = kv.key_str().expect("utf-8 key");
-                            let value = kv.value_str().expect("utf-8 value");
-                            (key[prefix.len()..].to_owned(), value.to_owned())
-                        })
-                        .collect();
+        let prefix = format!("/{CLUSTER}/owners/");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let mut last_error = None;
+            for endpoint in self.endpoints() {
+                let read = async {
+                    let mut client = connect(&endpoint).await?;
+                    client
+                        .get(prefix.clone(), Some(GetOptions::new().with_prefix()))
+                        .await
+                };
+                match read.await {
+                    Ok(resp) => {
+                        return resp
+                            .kvs()
+                            .iter()
+                            .map(|kv| {
+                                let key = kv.key_str().expect("utf-8 key");
+                                let value = kv.value_str().expect("utf-8 value");
+                                (key[prefix.len()..].to_owned(), value.to_owned())
+                            })
+                            .collect();
+                    }
+                    Err(e) => last_error = Some(e),
                 }
-                Err(e) => last_error = Some(e),
             }
+            assert!(
+                Instant::now() < deadline,
+                "no etcd member answered: {last_error:?}"
+            );
+            sleep(Duration::from_millis(100)).await;
         }
-        panic!("no etcd member answered: {last_error:?}");
     }
 }
 
