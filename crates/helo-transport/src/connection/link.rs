@@ -315,9 +315,14 @@ impl OnTheWire {
         runtime.spawn(async move {
             let mut fut = fut;
             match tokio::time::timeout(grace, &mut fut).await {
-                Ok(_) => {
+                Ok(Ok(_)) => {
                     tracing::debug!(encoder_id = %link.device, request = %label,
                         "late answer read; the connection stays usable");
+                }
+                // An error that breaks the connection has closed it already.
+                Ok(Err(e)) => {
+                    tracing::debug!(encoder_id = %link.device, request = %label, error = %e,
+                        "late answer failed");
                 }
                 Err(_) => {
                     tracing::debug!(encoder_id = %link.device, request = %label, ?grace,
