@@ -49,7 +49,7 @@ pub use self::{
     health::ConnectionHealthMetrics,
     metrics_layer::{Metrics, MetricsLayer, ResponseFuture},
     registry::HeloMetrics,
-    requests::{RequestMetrics, RequestOutcome},
+    requests::RequestMetrics,
     thermal::ConnectionThermalMetrics,
     warmup::ConnectionWarmupMetrics,
 };

@@ -106,7 +106,6 @@ impl EncoderTask {
             &self.metrics_layer,
             &s.checker,
             &s.thermal,
-            self.config.tunables.request_timeout,
         );
         let expectations = Expectations {
             expect_streaming: self.config.expect_streaming,

@@ -75,6 +75,13 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
 pub const DEFAULT_EVENT_WAIT_TIMEOUT: Duration = Duration::from_secs(65);
 /// Default cap on a response body; real answers are a few hundred bytes.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Default number of requests one connection holds at once, waiting for their turn
+/// or on the wire (a health check asks six things at once).
+pub const DEFAULT_MAX_QUEUED: usize = 16;
+/// Default time a request may wait for its turn on a connection: far above what a
+/// healthy device needs to turn a full queue over, so it fires only when the
+/// connection carries more than the device answers.
+pub const DEFAULT_QUEUE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Settings for one device. Built with [`DeviceConfig::from_url`] and the `with_*`
 /// methods, which validate as they go.
@@ -88,6 +95,8 @@ pub struct DeviceConfig {
     request_timeout: Duration,
     event_wait_timeout: Duration,
     max_body_bytes: usize,
+    max_queued: usize,
+    queue_timeout: Duration,
 }
 
 impl DeviceConfig {
@@ -108,6 +117,8 @@ impl DeviceConfig {
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             event_wait_timeout: DEFAULT_EVENT_WAIT_TIMEOUT,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            max_queued: DEFAULT_MAX_QUEUED,
+            queue_timeout: DEFAULT_QUEUE_TIMEOUT,
         })
     }
 
@@ -154,6 +165,30 @@ impl DeviceConfig {
         }
         Ok(Self {
             max_body_bytes: n,
+            ..self
+        })
+    }
+
+    /// Sets how many requests one connection holds at once, waiting for their turn
+    /// or on the wire (1 to 4096); beyond that its `poll_ready` is pending.
+    pub fn with_max_queued(self, n: usize) -> Result<Self, HeloError> {
+        if !(1..=4096).contains(&n) {
+            return Err(HeloError::InvalidConfig {
+                device: self.name.clone(),
+                detail: format!("max_queued must be 1 to 4096, got {n}"),
+            });
+        }
+        Ok(Self {
+            max_queued: n,
+            ..self
+        })
+    }
+
+    /// Sets how long a request may wait for its turn on a connection.
+    pub fn with_queue_timeout(self, t: Duration) -> Result<Self, HeloError> {
+        self.check_nonzero("queue_timeout", t)?;
+        Ok(Self {
+            queue_timeout: t,
             ..self
         })
     }
@@ -211,6 +246,14 @@ impl DeviceConfig {
     /// The cap on a response body.
     pub fn max_body_bytes(&self) -> usize {
         self.max_body_bytes
+    }
+    /// Requests one connection holds at once, waiting or on the wire.
+    pub fn max_queued(&self) -> usize {
+        self.max_queued
+    }
+    /// How long a request may wait for its turn on a connection.
+    pub fn queue_timeout(&self) -> Duration {
+        self.queue_timeout
     }
 }
 
@@ -395,8 +438,33 @@ mod tests {
     #[test]
     fn zero_timeouts_are_rejected() {
         let cfg = DeviceConfig::from_url("enc", "http://h").unwrap();
-        let err = cfg.with_request_timeout(Duration::ZERO).unwrap_err();
+        let err = cfg
+            .clone()
+            .with_request_timeout(Duration::ZERO)
+            .unwrap_err();
         assert!(err.to_string().contains("request_timeout"), "{err}");
+        let err = cfg.clone().with_queue_timeout(Duration::ZERO).unwrap_err();
+        assert!(err.to_string().contains("queue_timeout"), "{err}");
+    }
+
+    #[test]
+    fn queue_bounds() {
+        let cfg = DeviceConfig::from_url("enc", "http://h").unwrap();
+        assert_eq!(cfg.max_queued(), DEFAULT_MAX_QUEUED);
+        assert_eq!(cfg.queue_timeout(), DEFAULT_QUEUE_TIMEOUT);
+        for bad in [0, 4097] {
+            let err = cfg.clone().with_max_queued(bad).unwrap_err();
+            assert!(err.to_string().contains("max_queued"), "{err}");
+        }
+        let cfg = cfg
+            .with_max_queued(1)
+            .unwrap()
+            .with_queue_timeout(Duration::from_millis(600))
+            .unwrap();
+        assert_eq!(
+            (cfg.max_queued(), cfg.queue_timeout()),
+            (1, Duration::from_millis(600))
+        );
     }
 
     #[test]

@@ -16,6 +16,7 @@
 //! # Ok(()) }
 //! ```
 
+mod backoff;
 mod client_ext;
 mod config;
 mod connection;
@@ -24,6 +25,8 @@ mod error;
 mod events;
 mod exchange;
 pub mod names;
+mod outcome;
+mod overload;
 mod param;
 mod replicator;
 mod request;
@@ -32,16 +35,20 @@ mod stats;
 mod wire;
 
 pub use self::{
+    backoff::Backoff,
     client_ext::HeloClientExt,
     config::{
         Device, DeviceConfig, DeviceName, Password, DEFAULT_CONNECT_TIMEOUT,
-        DEFAULT_EVENT_WAIT_TIMEOUT, DEFAULT_MAX_BODY_BYTES, DEFAULT_REQUEST_TIMEOUT,
+        DEFAULT_EVENT_WAIT_TIMEOUT, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_QUEUED,
+        DEFAULT_QUEUE_TIMEOUT, DEFAULT_REQUEST_TIMEOUT,
     },
     connection::{ConnectionId, HeloConnection},
     device_text::{bounded_text, device_text, DEVICE_TEXT_MAX},
-    error::{AuthFailure, BoxError, ErrorClass, HeloError, TimeoutPhase},
+    error::{AuthFailure, BoxError, HeloError, TimeoutPhase},
     events::{ConfigEvent, EventSubscription},
     exchange::Exchange,
+    outcome::{ErrorClass, Outcome},
+    overload::Overloaded,
     param::{parse_running_duration, Descriptor, EnumValue, ParamValue, RawValue, StringAttribute},
     replicator::{RecordState, ReplicatorCommand, StreamState},
     request::{HeloRequest, HeloResponse},

@@ -8,7 +8,7 @@ use crate::{
     exchange::Exchange,
     request::{HeloRequest, HeloResponse},
     stats::ConnectionStats,
-    wire::{self, Outcome},
+    wire::{self, Parsed},
 };
 
 /// Performs `req` over `ex` for `device`: logs in when needed, and on a 404 that
@@ -32,13 +32,13 @@ pub(crate) async fn perform<E: Exchange + ?Sized>(
         (cookie, generation) = relogin(device, ex, generation).await?;
     }
     match attempt(device, ex, req, cookie).await? {
-        Outcome::Done(resp) => Ok(resp),
-        Outcome::NeedsLogin => {
+        Parsed::Done(resp) => Ok(resp),
+        Parsed::NeedsLogin => {
             let (cookie, _) = relogin(device, ex, generation).await?;
             stats.relogged();
             match attempt(device, ex, req, cookie).await? {
-                Outcome::Done(resp) => Ok(resp),
-                Outcome::NeedsLogin => Err(HeloError::Auth {
+                Parsed::Done(resp) => Ok(resp),
+                Parsed::NeedsLogin => Err(HeloError::Auth {
                     device: device.name().clone(),
                     request: req.to_string(),
                     failure: AuthFailure::SessionExpired,
@@ -53,7 +53,7 @@ async fn attempt<E: Exchange + ?Sized>(
     ex: &E,
     req: &HeloRequest,
     cookie: Option<Arc<str>>,
-) -> Result<Outcome, HeloError> {
+) -> Result<Parsed, HeloError> {
     let cfg = device.config();
     let raw = wire::build(req, cookie, None);
     let limit = if req.is_long_poll() {

@@ -93,7 +93,7 @@ pub(crate) fn build(
 
 /// What an answer means before it becomes a [`HeloResponse`].
 #[derive(Debug)]
-pub(crate) enum Outcome {
+pub(crate) enum Parsed {
     /// A usable answer.
     Done(HeloResponse),
     /// The device wants a (new) session: HTTP 404 while a password is configured.
@@ -116,13 +116,13 @@ pub(crate) fn parse(
     req: &HeloRequest,
     resp: &RawResponse,
     has_password: bool,
-) -> Result<Outcome, HeloError> {
+) -> Result<Parsed, HeloError> {
     let request = || req.to_string();
     match resp.status {
-        200 => parse_ok(device, req, &resp.body).map(Outcome::Done),
+        200 => parse_ok(device, req, &resp.body).map(Parsed::Done),
         404 if !matches!(req, HeloRequest::Login) => {
             if has_password {
-                Ok(Outcome::NeedsLogin)
+                Ok(Parsed::NeedsLogin)
             } else if looks_like_html(&resp.body) {
                 Err(HeloError::Auth {
                     device: device.clone(),
@@ -401,7 +401,7 @@ mod tests {
         ));
         assert!(matches!(
             parse(&dev(), &get, &resp(404, "<html>"), true),
-            Ok(Outcome::NeedsLogin)
+            Ok(Parsed::NeedsLogin)
         ));
         assert!(err(200, "{not json", false).is_protocol());
         assert!(err(200, "[1,2]", false).is_protocol());
@@ -423,7 +423,7 @@ mod tests {
     fn set_answers_echo_or_success() {
         let set = HeloRequest::set("eParamID_X", "1");
         let ok = |body: &str| match parse(&dev(), &set, &resp(200, body), false) {
-            Ok(Outcome::Done(HeloResponse::Set(v))) => v,
+            Ok(Parsed::Done(HeloResponse::Set(v))) => v,
             other => panic!("{other:?}"),
         };
         assert_eq!(ok(r#"{"success":true}"#), None);
@@ -439,7 +439,7 @@ mod tests {
             &resp(200, r#"{"login":"success"}"#),
             true,
         );
-        assert!(matches!(ok, Ok(Outcome::Done(HeloResponse::LoggedIn))));
+        assert!(matches!(ok, Ok(Parsed::Done(HeloResponse::LoggedIn))));
         let bad = parse(
             &dev(),
             &HeloRequest::Login,
@@ -477,7 +477,7 @@ mod tests {
         ] {
             assert!(matches!(
                 parse(&dev(), &req, &resp(200, body), false),
-                Ok(Outcome::Done(HeloResponse::Descriptor(_)))
+                Ok(Parsed::Done(HeloResponse::Descriptor(_)))
             ));
         }
         assert!(parse(&dev(), &req, &resp(200, "[]"), false).is_err());

@@ -11,7 +11,7 @@ use std::{
 use helo_transport::{ConnectionId, Device, HeloError, TimeoutPhase};
 use tokio::{sync::Notify, task::JoinHandle, time::Instant};
 
-use super::{backoff, control::PoolHooks, pooled::PooledConnection};
+use super::{control::PoolHooks, pooled::PooledConnection};
 use crate::{
     config::PoolConfig,
     conn::{Connector, PoolConn},
@@ -748,14 +748,11 @@ impl<T: PoolConn> EncoderSlot<T> {
                         cfg.auth_failed_backoff
                     } else {
                         st.auth_failed = false;
-                        backoff::delay(
-                            st.failures,
-                            cfg.backoff_base,
-                            cfg.backoff_max,
-                            cfg.backoff_jitter,
-                            fastrand::f64(),
-                            e.retry_after(),
-                        )
+                        // A device that said when to come back (503 Retry-After) is
+                        // not asked sooner.
+                        let backoff = cfg.backoff();
+                        let attempt = st.failures.saturating_sub(1);
+                        backoff.honour_retry_after(backoff.delay_random(attempt), e.retry_after())
                     };
                     st.next_attempt_at = Some(now + wait);
                     tracing::debug!(

@@ -1,6 +1,5 @@
 //! Warm connection pools, one per encoder, kept up by a background task each.
 
-mod backoff;
 mod control;
 mod encoder;
 mod pooled;

@@ -223,6 +223,22 @@ async fn backoff_grows_caps_and_resets() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_devices_retry_after_is_a_floor_under_the_backoff() {
+    let cfg = PoolConfig {
+        backoff_base: S,
+        backoff_max: 60 * S,
+        ..config()
+    };
+    // Rebooting, back in 5 s: never asked sooner, though the backoff says 1, 2, 4 s;
+    // from then on the backoff is longer and wins.
+    let (_pool, connector, _obs, _enc) = pool(FakeMode::Unavailable(5), cfg);
+    sleep(40 * S).await;
+    let times = connector.attempt_times();
+    let gaps: Vec<u64> = times.windows(2).map(|p| (p[1] - p[0]).as_secs()).collect();
+    assert_eq!(gaps[..4], [5, 5, 5, 8], "{gaps:?}");
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_dead_encoder_costs_one_attempt_per_backoff_period() {
     let cfg = PoolConfig {
         backoff_base: S,

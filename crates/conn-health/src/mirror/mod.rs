@@ -1,27 +1,27 @@
 //! The device-state mirror: one event connection per encoder keeps the state current.
 
-mod backoff;
 mod state;
 mod task;
 
 use std::{fmt, future::Future, sync::Arc, time::Duration};
 
-use helo_transport::{BoxError, Device, HeloConnection, HeloError, HeloRequest, HeloResponse};
+use helo_transport::{
+    Backoff, BoxError, Device, HeloConnection, HeloError, HeloRequest, HeloResponse,
+};
 use tokio::{sync::watch, task::JoinHandle};
 use tower::Service;
 
 use crate::{error::HealthError, observer::HealthObserver, status::EncoderId};
 
-pub use self::{
-    backoff::BackoffConfig,
-    state::{DeviceState, MirrorStatus, Reading},
-};
+pub use self::state::{DeviceState, MirrorStatus, Reading};
 
 /// Settings of a [`DeviceStateMirror`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct MirrorConfig {
-    /// Delays between failed connects.
-    pub backoff: BackoffConfig,
+    /// Delays between failed connects (default 250 ms doubling to 30 s, full jitter,
+    /// so that many mirrors reconnecting to one device after a reboot spread out; a
+    /// device's `Retry-After` is a floor).
+    pub backoff: Backoff,
     /// How often a device without an event API is probed again (default 10 min).
     pub reprobe_interval: Duration,
     /// Open event connections on the older `/json?action=connect` path.
@@ -31,7 +31,7 @@ pub struct MirrorConfig {
 impl Default for MirrorConfig {
     fn default() -> Self {
         Self {
-            backoff: BackoffConfig::default(),
+            backoff: Backoff::new(Duration::from_millis(250), Duration::from_secs(30)),
             reprobe_interval: Duration::from_secs(600),
             legacy_connect: false,
         }
@@ -41,7 +41,11 @@ impl Default for MirrorConfig {
 impl MirrorConfig {
     /// Checks the values.
     pub fn validate(&self) -> Result<(), HealthError> {
-        self.backoff.validate()?;
+        if self.backoff.base().is_zero() {
+            return Err(HealthError::config(
+                "the mirror's backoff base must be greater than zero",
+            ));
+        }
         if self.reprobe_interval.is_zero() {
             return Err(HealthError::config(
                 "reprobe_interval must be greater than zero",
@@ -58,7 +62,7 @@ impl MirrorConfig {
 ///
 /// After each event connect it polls the kept parameters once, because devices need
 /// not send initial values. An expired event connection is opened again; a broken
-/// connection is replaced after a jittered, capped backoff. A device that answers
+/// connection is replaced after a jittered, capped backoff ([`MirrorConfig::backoff`]). A device that answers
 /// `connect` with an error has no event API: the mirror says
 /// [`MirrorStatus::Unsupported`], probes again every
 /// [`MirrorConfig::reprobe_interval`], and checks poll instead.

@@ -1,15 +1,15 @@
 //! The mirror's task: connect, subscribe, seed, long-poll; reconnect with backoff.
 
-use std::{error::Error as StdError, future::Future, sync::Arc};
+use std::{error::Error as StdError, future::Future, sync::Arc, time::Duration};
 
 use helo_transport::{
-    BoxError, ConfigEvent, ErrorClass, HeloClientExt, HeloError, HeloRequest, HeloResponse,
+    Backoff, BoxError, ConfigEvent, ErrorClass, HeloClientExt, HeloError, HeloRequest,
+    HeloResponse, Outcome,
 };
 use tokio::{sync::watch, time::Instant};
 use tower::Service;
 
 use super::{
-    backoff::Backoff,
     state::{DeviceState, MirrorStatus, MIRRORED},
     MirrorConfig,
 };
@@ -44,6 +44,36 @@ impl Publisher {
     }
 }
 
+/// Failed connects in a row, and the delay before the next.
+struct Retries {
+    backoff: Backoff,
+    attempt: u32,
+}
+
+impl Retries {
+    fn new(backoff: Backoff) -> Self {
+        Self {
+            backoff,
+            attempt: 0,
+        }
+    }
+
+    /// The delay before the next connect after `err` (its `Retry-After`, if the
+    /// device sent one, is a floor).
+    fn next_delay(&mut self, err: Option<&(dyn StdError + 'static)>) -> Duration {
+        let delay = self.backoff.delay_random(self.attempt);
+        self.attempt = self.attempt.saturating_add(1);
+        let retry_after = err
+            .and_then(HeloError::find)
+            .and_then(HeloError::retry_after);
+        self.backoff.honour_retry_after(delay, retry_after)
+    }
+
+    fn reset(&mut self) {
+        self.attempt = 0;
+    }
+}
+
 /// How one connection's session ended.
 enum Ended {
     /// The device answered `connect` with an error: no event API.
@@ -60,7 +90,7 @@ where
     S::Error: From<HeloError> + Into<BoxError> + Send,
     S::Future: Send,
 {
-    let mut backoff = Backoff::new(cfg.backoff.clone());
+    let mut backoff = Retries::new(cfg.backoff);
     loop {
         let ended = match connect().await {
             Ok(svc) => session(svc, &cfg, &out, &mut backoff).await,
@@ -76,7 +106,7 @@ where
                 tokio::time::sleep(cfg.reprobe_interval).await;
             }
             Ended::Broken(e) => {
-                let delay = backoff.next_delay();
+                let delay = backoff.next_delay(Some(e.as_ref()));
                 tracing::debug!(encoder_id = %out.encoder, error = %e, ?delay,
                     "event connection lost; reconnecting");
                 out.status(MirrorStatus::Reconnecting, Some(ErrorClass::of(e.as_ref())));
@@ -91,7 +121,7 @@ where
 
 /// Event connections on one connection, until it breaks. An expired event connection
 /// is opened again on the same connection.
-async fn session<S>(svc: S, cfg: &MirrorConfig, out: &Publisher, backoff: &mut Backoff) -> Ended
+async fn session<S>(svc: S, cfg: &MirrorConfig, out: &Publisher, backoff: &mut Retries) -> Ended
 where
     S: Service<HeloRequest, Response = HeloResponse> + Clone + Send + 'static,
     S::Error: From<HeloError> + Into<BoxError> + Send,
@@ -165,7 +195,7 @@ where
         if waits_ok == 0 {
             // A device that takes the connect but refuses every wait must not be
             // hammered in a tight loop.
-            tokio::time::sleep(backoff.next_delay()).await;
+            tokio::time::sleep(backoff.next_delay(None)).await;
         }
     }
 }
@@ -205,28 +235,15 @@ where
     Ok(())
 }
 
-fn find_helo<'a>(err: &'a (dyn StdError + 'static)) -> Option<&'a HeloError> {
-    let mut cur: Option<&(dyn StdError + 'static)> = Some(err);
-    while let Some(e) = cur {
-        if let Some(h) = e.downcast_ref::<HeloError>() {
-            return Some(h);
-        }
-        cur = e.source();
-    }
-    None
-}
-
 fn is_unsupported(err: &(dyn StdError + 'static)) -> bool {
-    find_helo(err).is_some_and(HeloError::is_unsupported)
+    Outcome::of(err) == Outcome::Unsupported
 }
 
 /// The device answered, with an error: the request is not possible on this device
 /// (as opposed to the device not answering, or refusing our credentials).
 fn answered_with_error(err: &(dyn StdError + 'static)) -> bool {
-    find_helo(err).is_some_and(|h| {
-        h.is_rejected()
-            || h.is_unsupported()
-            || h.is_protocol()
-            || matches!(h, HeloError::Status { .. })
-    })
+    matches!(
+        Outcome::of(err),
+        Outcome::Rejected | Outcome::Unsupported | Outcome::Protocol
+    )
 }

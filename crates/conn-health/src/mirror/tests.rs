@@ -18,11 +18,7 @@ fn ms(n: u64) -> Duration {
 
 fn config() -> MirrorConfig {
     MirrorConfig {
-        backoff: BackoffConfig {
-            initial: ms(100),
-            max: ms(1000),
-            jitter: 0.0,
-        },
+        backoff: Backoff::new(ms(100), ms(1000)).without_jitter(),
         reprobe_interval: Duration::from_secs(60),
         legacy_connect: false,
     }
@@ -168,6 +164,53 @@ async fn failed_connects_back_off_exponentially_up_to_the_cap() {
         .collect();
     assert_eq!(gaps, [100, 200, 400, 800, 1000, 1000]);
     assert_eq!(mirror.state().last_error, None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rebooting_device_is_not_asked_before_its_retry_after() {
+    let dev = FakeDevice::new();
+    let times = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let start = Instant::now();
+    let mirror = {
+        let (dev, times) = (dev.clone(), times.clone());
+        DeviceStateMirror::spawn(
+            dev.name.clone(),
+            move || {
+                let n = {
+                    let mut t = times.lock().unwrap();
+                    t.push(start.elapsed());
+                    t.len()
+                };
+                let dev = dev.clone();
+                async move {
+                    if n <= 2 {
+                        // Rebooting: 503, come back in 700 ms (the backoff says less).
+                        Err(HeloError::Unavailable {
+                            device: dev.name.clone(),
+                            request: "connect".into(),
+                            retry_after: Some(ms(700)),
+                        })
+                    } else {
+                        Ok(dev.service())
+                    }
+                }
+            },
+            config(),
+            Arc::new(NoopHealthObserver),
+        )
+        .unwrap()
+    };
+    let mut rx = mirror.subscribe();
+    let s = wait_for(&mut rx, ms(50), |s| s.status == MirrorStatus::Reconnecting).await;
+    assert_eq!(s.last_error, Some(ErrorClass::Connection));
+    wait_for(&mut rx, Duration::from_secs(5), DeviceState::is_live).await;
+    let times = times.lock().unwrap().clone();
+    let gaps: Vec<u64> = times
+        .windows(2)
+        .map(|w| (w[1] - w[0]).as_millis() as u64)
+        .collect();
+    // The backoff alone says 100 then 200 ms; the device's Retry-After wins.
+    assert_eq!(gaps, [700, 700]);
 }
 
 #[tokio::test(start_paused = true)]

@@ -5,12 +5,11 @@ use std::{
     task::{ready, Context, Poll},
 };
 
-use helo_transport::BoxError;
+use helo_transport::{BoxError, Outcome};
 use pin_project_lite::pin_project;
 use tokio::time::Instant;
 
 use super::Handles;
-use crate::requests::RequestOutcome;
 
 pin_project! {
     /// The response future of [`Metrics`](super::Metrics): records the request when it
@@ -53,8 +52,8 @@ where
         let this = self.project();
         let result = ready!(this.inner.poll(cx)).map_err(Into::into);
         let outcome = match &result {
-            Ok(_) => RequestOutcome::Ok,
-            Err(err) => RequestOutcome::of_error(&**err),
+            Ok(_) => Outcome::Success,
+            Err(err) => Outcome::of(&**err),
         };
         this.handles
             .record(this.operation, outcome, this.start.elapsed());

@@ -17,16 +17,13 @@ use std::{
     time::Duration,
 };
 
-use helo_transport::{BoxError, HeloRequest};
+use helo_transport::{BoxError, HeloRequest, Outcome};
 use prometheus::{Histogram, IntCounter};
 use tokio::time::Instant;
 use tower::Service;
 
 pub use self::{future::ResponseFuture, layer::MetricsLayer};
-use crate::{
-    registry::HeloMetrics,
-    requests::{RequestMetrics, RequestOutcome},
-};
+use crate::{registry::HeloMetrics, requests::RequestMetrics};
 
 /// Every value [`HeloRequest::operation`] gives today; anything else (a newer
 /// transport) still gets counted, through the slower labelled path.
@@ -108,7 +105,7 @@ where
 #[derive(Default)]
 struct OperationSeries {
     duration: OnceLock<Histogram>,
-    outcomes: [OnceLock<IntCounter>; RequestOutcome::ALL.len()],
+    outcomes: [OnceLock<IntCounter>; Outcome::ALL.len()],
 }
 
 /// The label handles of one encoder, resolved on first use and cached.
@@ -131,7 +128,7 @@ impl Handles {
     }
 
     /// Records one finished request.
-    pub(crate) fn record(&self, operation: &'static str, outcome: RequestOutcome, took: Duration) {
+    pub(crate) fn record(&self, operation: &'static str, outcome: Outcome, took: Duration) {
         match OPERATIONS.iter().position(|known| *known == operation) {
             Some(i) => {
                 let series = &self.operations[i];
