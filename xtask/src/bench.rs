@@ -124,7 +124,6 @@ pub(crate) fn run(extra: &[String]) -> Result<(), String> {
         let m = |id| criterion::median_ns(&root, "stack", id);
         results.layers = Some(report::Layers {
             bare: m("bare")?,
-            timeout: m("timeout")?,
             thermal: m("thermal")?,
             health: m("health")?,
             metrics: m("metrics")?,

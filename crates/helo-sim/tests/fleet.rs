@@ -144,7 +144,10 @@ async fn control_endpoint_sums_requests_and_injects_faults_into_device_k() {
     // reused), so "closed" means: nothing there, or nothing that is this fleet.
     if tokio::net::TcpStream::connect(control).await.is_ok() {
         let reply = http.get(&format!("http://{control}/sim/fleet")).await;
-        assert_ne!(reply.status, 200, "the fleet control endpoint still answers");
+        assert_ne!(
+            reply.status, 200,
+            "the fleet control endpoint still answers"
+        );
     }
 }
 

@@ -19,8 +19,7 @@ fn policy() -> ReconcilePolicy {
         settle: secs(1),
         start_timeout: secs(5),
         max_attempts: 3,
-        backoff: secs(2),
-        backoff_max: secs(60),
+        backoff: helo_transport::Backoff::new(secs(2), secs(60)).without_jitter(),
         retry_after: secs(300),
     }
 }
@@ -503,9 +502,14 @@ fn policy_delays_double_and_cap_and_bad_values_are_refused() {
         .unwrap_err()
         .to_string()
         .contains("start_timeout"));
-    let long = ReconcilePolicy {
-        backoff: secs(100),
+    let jittered = ReconcilePolicy {
+        backoff: helo_transport::Backoff::new(secs(2), secs(60)),
         ..policy()
     };
-    assert_eq!(long.delay_after(3), secs(100), "never below the first wait");
+    for _ in 0..100 {
+        assert!(
+            jittered.delay_after(2) <= secs(4),
+            "full jitter stays below the ceiling"
+        );
+    }
 }

@@ -20,6 +20,7 @@ fn policy() -> SupervisionPolicy {
             grace: secs(10),
             settle: secs(1),
             start_timeout: secs(5),
+            backoff: helo_transport::Backoff::new(secs(2), secs(60)).without_jitter(),
             ..ReconcilePolicy::default()
         },
         schedule: CheckSchedule {
