@@ -62,6 +62,13 @@ pub enum Command {
         #[command(subcommand)]
         action: ConfigAction,
     },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), e.g. `conn-supervisor man > conn-supervisor.1`.
+    Man,
     /// Read or set one parameter.
     Param {
         /// get or set.
@@ -190,4 +197,19 @@ pub enum StartStop {
     Start,
     /// Stop.
     Stop,
+}
+
+/// The completion script of `shell`, generated from these definitions.
+pub fn completions(shell: clap_complete::Shell) -> Vec<u8> {
+    let mut command = <Cli as clap::CommandFactory>::command();
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut command, "conn-supervisor", &mut out);
+    out
+}
+
+/// The manual page (roff), generated from these definitions.
+pub fn man_page() -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).render(&mut out)?;
+    Ok(out)
 }

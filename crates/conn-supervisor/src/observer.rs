@@ -43,7 +43,16 @@ impl PoolObserver for FleetObserver {
         PoolObserver::warm_connections(&self.metrics, encoder, count);
     }
     fn connection_retired(&self, encoder: &EncoderId, conn: ConnectionId, reason: RetireReason) {
-        tracing::info!(encoder_id = %encoder, connection_id = %conn, reason = reason.as_str(), "connection retired");
+        // Cooled, expired, idle and stopped connections are routine churn (half of all
+        // lines at info once was this); a broken or reset one says something happened.
+        match reason {
+            RetireReason::Broken | RetireReason::Reset => {
+                tracing::info!(encoder_id = %encoder, connection_id = %conn, reason = reason.as_str(), "connection retired")
+            }
+            _ => {
+                tracing::debug!(encoder_id = %encoder, connection_id = %conn, reason = reason.as_str(), "connection retired")
+            }
+        }
         PoolObserver::connection_retired(&self.metrics, encoder, conn, reason);
     }
     fn encoder_removed(&self, encoder: &EncoderId) {

@@ -539,3 +539,41 @@ async fn sighup_reloads_a_good_file_and_keeps_running_on_a_bad_one() {
     assert_eq!(status_of("second").await, 200);
     assert_eq!(sigterm_and_wait(child).await, 0);
 }
+
+#[tokio::test]
+async fn completions_and_the_man_page_come_from_the_clap_definitions() {
+    for shell in ["bash", "zsh", "fish"] {
+        let (code, out, err) = run(&["completions", shell]).await;
+        assert_eq!(code, 0, "{err}");
+        for sub in ["check", "stream", "events", "demo", "config"] {
+            assert!(out.contains(sub), "{shell} completion lacks {sub}");
+        }
+    }
+    let (code, out, err) = run(&["man"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.starts_with(".ie") || out.contains(".TH conn-supervisor 1"),
+        "{out}"
+    );
+    assert!(out.contains("check") && out.contains("events"), "{out}");
+    assert_eq!(run(&["completions", "cmd.exe"]).await.0, 2);
+}
+
+#[tokio::test]
+async fn logs_to_a_pipe_are_plain_text_without_colour_codes() {
+    // Warnings while retrying a closed port go to stderr, which is a pipe here.
+    let out = tokio::time::timeout(
+        Duration::from_secs(20),
+        Command::new(BIN)
+            .args(["events", "http://127.0.0.1:1", "--connect-tries", "2"])
+            .env("RUST_LOG", "warn")
+            .env_remove("NO_COLOR")
+            .output(),
+    )
+    .await
+    .expect("finished in time")
+    .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("WARN"), "{err}");
+    assert!(!err.contains('\u{1b}'), "ANSI codes in piped logs: {err:?}");
+}
