@@ -260,8 +260,13 @@ pub(crate) fn run(
             ) else {
                 return Ok(false);
             };
-            let checks = json_number(&r.body, "\"checks\":").unwrap_or(0.0);
-            if checks < 3.0 || !r.body.contains("\"up\":true") {
+            // `"checks":{"count":N,...}` and the status the supervisor computed.
+            let checks = r
+                .body
+                .find("\"checks\":{")
+                .and_then(|at| json_number(&r.body[at..], "\"count\":"))
+                .unwrap_or(0.0);
+            if checks < 3.0 || !r.body.contains("\"status\":\"healthy\"") {
                 return Ok(false);
             }
         }

@@ -682,7 +682,9 @@ impl<T: PoolConn> EncoderSlot<T> {
                             m.status = Status::Parked;
                         } else {
                             m.status = Status::Idle;
-                            st.idle.push_back(id);
+                            // A pinged connection is an idle spare: it goes back to the
+                            // end handed out last, so the one in use stays in use.
+                            st.idle.push_front(id);
                         }
                     }
                 }
