@@ -119,7 +119,9 @@ impl Args {
                 "--max-connections" => a.max_connections = Some(number(it.next(), flag)?),
                 "--max-lifetime" => a.max_lifetime_s = Some(number(it.next(), flag)? as u64),
                 "--supervisor" => {
-                    let v = it.next().ok_or(format!("--supervisor needs a path\n{USAGE}"))?;
+                    let v = it
+                        .next()
+                        .ok_or(format!("--supervisor needs a path\n{USAGE}"))?;
                     a.supervisor = Some(v.into());
                 }
                 "--no-peer" => a.peer = false,

@@ -340,9 +340,8 @@ mod tests {
             assert!(slot < 3, "{slot}");
         }
         // The values are the successors' own.
-        assert!(
-            m.gather_text()
-                .contains(r#"helo_connection_health{encoder_id="studio-a",connection_id="0"} 90"#),
-        );
+        assert!(m
+            .gather_text()
+            .contains(r#"helo_connection_health{encoder_id="studio-a",connection_id="0"} 90"#),);
     }
 }

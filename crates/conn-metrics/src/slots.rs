@@ -93,7 +93,11 @@ mod tests {
         assert_eq!(s.release("a", c(10)), Some(0));
         assert_eq!(s.of("a", c(10)), None);
         assert_eq!(s.release("a", c(10)), None, "released once");
-        assert_eq!(s.assign("a", c(13)), 0, "the successor takes the freed slot");
+        assert_eq!(
+            s.assign("a", c(13)),
+            0,
+            "the successor takes the freed slot"
+        );
         assert_eq!(s.of("a", c(11)), Some(1));
         // A thousand replacements of both connections use the same two slots.
         let mut next = 100;

@@ -8,8 +8,7 @@ use std::time::Duration;
 
 use helo_sim::{Faults, SimConfig, SimDevice};
 use helo_transport::{
-    names, Device, DeviceConfig, HeloConnection, HeloError, HeloRequest, RequestClock,
-    TimeoutPhase,
+    names, Device, DeviceConfig, HeloConnection, HeloError, HeloRequest, RequestClock, TimeoutPhase,
 };
 use tokio::time::Instant;
 use tower::{Service, ServiceExt};
@@ -45,7 +44,9 @@ async fn the_deadline_counts_from_the_callers_instant() {
     fut.await.unwrap();
 
     // Called "300 ms ago" by the layer outside: 300 ms are left, not enough.
-    let earlier = Instant::now().checked_sub(Duration::from_millis(300)).unwrap();
+    let earlier = Instant::now()
+        .checked_sub(Duration::from_millis(300))
+        .unwrap();
     conn.ready().await.unwrap();
     let fut = RequestClock::calling(earlier, || conn.call(get()));
     let started = Instant::now();

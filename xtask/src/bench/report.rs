@@ -202,9 +202,15 @@ fn fleet_rows(out: &mut String, r: &Results) {
         };
         let p = peer_of(r, n);
         let item = "3";
-        let base = |f: &dyn Fn(&peer::Peer) -> String| p.map_or("–".into(), |p| format!("peer {}", f(p)));
+        let base = |f: &dyn Fn(&peer::Peer) -> String| {
+            p.map_or("–".into(), |p| format!("peer {}", f(p)))
+        };
         let ratio = |a: f64, b: Option<f64>| b.map_or("–".into(), |b| format!("{:.2}×", a / b));
-        let every = format!("N={n}, every {} s, pool {}", e.setup.interval_s, e.setup.pool_label());
+        let every = format!(
+            "N={n}, every {} s, pool {}",
+            e.setup.interval_s,
+            e.setup.pool_label()
+        );
         row(
             out,
             &[
@@ -225,7 +231,10 @@ fn fleet_rows(out: &mut String, r: &Results) {
                 &format!("{every}: RSS per encoder"),
                 &format!("{:.1} KiB", e.rss_per_encoder_kib()),
                 &base(&|p| format!("{:.1} KiB", p.rss_per_encoder_kib())),
-                &ratio(e.rss_per_encoder_kib(), p.map(peer::Peer::rss_per_encoder_kib)),
+                &ratio(
+                    e.rss_per_encoder_kib(),
+                    p.map(peer::Peer::rss_per_encoder_kib),
+                ),
                 &rss_goal.map_or("–".into(), |g| format!("≤ {g} KiB")),
                 rss_goal.map_or("(info)", |g| verdict(e.rss_per_encoder_kib() <= g)),
             ],
@@ -237,7 +246,10 @@ fn fleet_rows(out: &mut String, r: &Results) {
                 &format!("{every}: device requests per check"),
                 &format!("{:.2}", e.requests_per_check()),
                 &base(&|p| format!("{:.2}", p.requests_per_check())),
-                &ratio(e.requests_per_check(), p.map(peer::Peer::requests_per_check)),
+                &ratio(
+                    e.requests_per_check(),
+                    p.map(peer::Peer::requests_per_check),
+                ),
                 "≤ 1.2",
                 verdict(e.requests_per_check() <= 1.2),
             ],

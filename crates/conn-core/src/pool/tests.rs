@@ -200,7 +200,11 @@ async fn the_last_returned_serves_again_and_needs_no_ping() {
         sleep(10 * S).await;
     }
     let busy = connector.find(first).expect("made");
-    assert_eq!(busy.pings(), 1, "only its warmup ping: use keeps it checked");
+    assert_eq!(
+        busy.pings(),
+        1,
+        "only its warmup ping: use keeps it checked"
+    );
     let spare = connector
         .made()
         .into_iter()
