@@ -24,7 +24,8 @@ use crate::error::CoreError;
 /// [`WarmupManager`]: crate::WarmupManager
 #[derive(Debug, Clone, PartialEq)]
 pub struct PoolConfig {
-    /// Warm (idle, validated) connections kept ready per encoder. Default 3.
+    /// Validated connections kept per encoder, warm or handed out (a checkout that
+    /// finds none warm has one more warmed). Default 3.
     pub min_warm: usize,
     /// Connections per encoder, warm, checked out and cooling together. Default 6.
     pub max_connections: usize,

@@ -40,6 +40,7 @@ mod metrics_layer;
 mod observers;
 mod registry;
 mod requests;
+mod slots;
 mod thermal;
 mod warmup;
 

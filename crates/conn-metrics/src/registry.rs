@@ -5,6 +5,7 @@ use std::{
     sync::{Arc, OnceLock},
 };
 
+use helo_transport::ConnectionId;
 use prometheus::{Histogram, HistogramOpts, Registry, TextEncoder};
 
 use crate::{
@@ -13,6 +14,7 @@ use crate::{
     family::EncoderSeries,
     health::{ConnectionHealthMetrics, HealthFamilies},
     requests::{RequestFamilies, RequestMetrics},
+    slots::ConnectionSlots,
     thermal::{ConnectionThermalMetrics, ThermalFamilies},
     warmup::{ConnectionWarmupMetrics, WarmupFamilies},
 };
@@ -45,6 +47,8 @@ pub(crate) struct Inner {
     pub(crate) device: DeviceFamilies,
     /// Registered on first use, so a registry of a library user stays as it was.
     check_lateness: OnceLock<Option<Histogram>>,
+    /// The stable `connection_id` label of each live connection.
+    pub(crate) slots: ConnectionSlots,
 }
 
 impl HeloMetrics {
@@ -67,6 +71,7 @@ impl HeloMetrics {
     pub fn with_registry(registry: Registry) -> Result<Self, MetricsError> {
         let inner = Inner {
             check_lateness: OnceLock::new(),
+            slots: ConnectionSlots::default(),
             health: HealthFamilies::register(&registry)?,
             thermal: ThermalFamilies::register(&registry)?,
             warmup: WarmupFamilies::register(&registry)?,
@@ -161,10 +166,34 @@ impl HeloMetrics {
             + self.inner.thermal.temperature.remove_if(&encoder, is_conn)
     }
 
+    /// The `connection_id` label of a live connection: its slot, the lowest number no
+    /// other live connection of the encoder holds (so `0..max_connections`). Given
+    /// when the pool reports the connection warm (`PoolObserver::warmup_success`) and
+    /// freed when it reports it retired; `None` outside that span. The observer
+    /// implementations label per-connection series with it, so a replaced
+    /// connection's successor takes over its series: connection churn creates no new
+    /// series.
+    pub fn connection_slot(&self, encoder: impl fmt::Display, conn: ConnectionId) -> Option<usize> {
+        self.inner.slots.of(&encoder.to_string(), conn)
+    }
+
+    /// Gives `conn` its slot (see [`connection_slot`](Self::connection_slot)).
+    pub(crate) fn assign_slot(&self, encoder: &str, conn: ConnectionId) -> usize {
+        self.inner.slots.assign(encoder, conn)
+    }
+
+    /// The connection is gone: frees its slot and drops the slot's series.
+    pub(crate) fn release_connection(&self, encoder: &str, conn: ConnectionId) {
+        if let Some(slot) = self.inner.slots.release(encoder, conn) {
+            self.remove_connection(encoder, slot);
+        }
+    }
+
     /// Drops every series carrying `encoder_id = encoder`, in every family, with every
     /// label combination it used; returns how many there were.
     pub fn remove_encoder(&self, encoder: impl fmt::Display) -> usize {
         let encoder = encoder.to_string();
+        self.inner.slots.remove_encoder(&encoder);
         self.inner
             .families()
             .iter()

@@ -42,7 +42,7 @@ pub use self::{
         DEFAULT_EVENT_WAIT_TIMEOUT, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_QUEUED,
         DEFAULT_QUEUE_TIMEOUT, DEFAULT_REQUEST_TIMEOUT,
     },
-    connection::{ConnectionId, HeloConnection},
+    connection::{ConnectionId, HeloConnection, RequestClock},
     device_text::{bounded_text, device_text, DEVICE_TEXT_MAX},
     error::{AuthFailure, BoxError, HeloError, TimeoutPhase},
     events::{ConfigEvent, EventSubscription},

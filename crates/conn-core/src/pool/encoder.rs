@@ -121,8 +121,12 @@ struct Member<T> {
 
 struct SlotState<T> {
     members: HashMap<ConnectionId, Member<T>>,
-    /// Warm connections in hand-out order (oldest returned first).
+    /// Warm connections in hand-out order: the most recently returned (or warmed)
+    /// last, handed out first.
     idle: VecDeque<ConnectionId>,
+    /// A checkout found nothing idle: demand beyond what is kept warm, so the pool
+    /// warms one more (above `min_warm`, it is closed again after `idle_timeout`).
+    missed: bool,
     connecting: bool,
     stopped: bool,
     failures: u32,
@@ -197,12 +201,15 @@ impl<T: PoolConn> SlotState<T> {
             .count()
     }
 
-    /// Warm connections that are not past their lifetime.
-    fn fresh_warm(&self, now: Instant) -> usize {
+    /// Live connections that are not past their lifetime, warm or handed out: what
+    /// `min_warm` counts. A check holds its connection for milliseconds; warming a
+    /// replacement for every checkout would double the connections (and the device's
+    /// connection table) for nothing.
+    fn fresh_kept(&self, now: Instant) -> usize {
         self.members
             .values()
             .filter(|m| {
-                matches!(m.status, Status::Idle | Status::Checking)
+                matches!(m.status, Status::Idle | Status::Checking | Status::Out)
                     && !m.cooling
                     && m.expires_at > now
             })
@@ -268,6 +275,7 @@ impl<T: PoolConn> EncoderSlot<T> {
             state: Mutex::new(SlotState {
                 members: HashMap::new(),
                 idle: VecDeque::new(),
+                missed: false,
                 connecting: false,
                 stopped: false,
                 failures: 0,
@@ -332,7 +340,9 @@ impl<T: PoolConn> EncoderSlot<T> {
         let got = {
             let mut st = self.lock();
             let mut got = None;
-            while let Some(id) = st.idle.pop_front() {
+            // The most recently returned first: one connection serves the checks,
+            // needs no keepalive ping, and spares above `min_warm` go idle and retire.
+            while let Some(id) = st.idle.pop_back() {
                 let closed = match st.members.get(&id) {
                     Some(m) => m.conn.is_closed(),
                     None => continue,
@@ -347,11 +357,15 @@ impl<T: PoolConn> EncoderSlot<T> {
                 }
                 break;
             }
+            if got.is_none() && !st.stopped {
+                st.missed = true;
+            }
             st.note_warm(&mut out);
             got
         };
-        // Refill after use: the upkeep task warms a replacement in the background.
-        out.notify = got.is_some() || out.notify;
+        // The upkeep task warms what is missing (demand, or a broken one retired) in
+        // the background.
+        out.notify = true;
         self.flush(out);
         got.map(|conn| PooledConnection::new(conn, self.encoder.clone(), Arc::downgrade(self)))
     }
@@ -576,7 +590,7 @@ impl<T: PoolConn> EncoderSlot<T> {
             st.retire(id, RetireReason::Broken, out);
         }
         // Surplus warm connections (above min_warm) unused for idle_timeout.
-        while st.fresh_warm(now) > cfg.min_warm {
+        while st.fresh_kept(now) > cfg.min_warm {
             let stale = st.idle.iter().copied().find(|id| {
                 st.members.get(id).is_some_and(|m| {
                     m.expires_at > now
@@ -598,14 +612,18 @@ impl<T: PoolConn> EncoderSlot<T> {
             .filter(|id| st.members.get(id).is_some_and(|m| m.expires_at <= now))
             .collect();
         for id in expired {
-            if st.fresh_warm(now) >= cfg.min_warm || st.owned() >= cfg.max_connections {
+            if st.fresh_kept(now) >= cfg.min_warm || st.owned() >= cfg.max_connections {
                 st.retire(id, RetireReason::Expired, out);
             }
         }
         st.note_warm(out);
 
         let mut next = Earliest { now, at: None };
-        if !st.connecting && st.fresh_warm(now) < cfg.min_warm && st.owned() < cfg.max_connections {
+        if !st.idle.is_empty() {
+            st.missed = false;
+        }
+        let wanted = st.fresh_kept(now) < cfg.min_warm || st.missed;
+        if !st.connecting && wanted && st.owned() < cfg.max_connections {
             let gate = st
                 .next_attempt_at
                 .into_iter()
@@ -619,7 +637,7 @@ impl<T: PoolConn> EncoderSlot<T> {
                 }
             }
         }
-        let surplus = st.fresh_warm(now) > cfg.min_warm;
+        let surplus = st.fresh_kept(now) > cfg.min_warm;
         let mut due = None;
         for id in &st.idle {
             let Some(m) = st.members.get(id) else {
@@ -664,7 +682,9 @@ impl<T: PoolConn> EncoderSlot<T> {
                             m.status = Status::Parked;
                         } else {
                             m.status = Status::Idle;
-                            st.idle.push_back(id);
+                            // A pinged connection is an idle spare: it goes back to the
+                            // end handed out last, so the one in use stays in use.
+                            st.idle.push_front(id);
                         }
                     }
                 }

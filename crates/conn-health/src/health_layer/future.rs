@@ -6,7 +6,7 @@ use std::{
 
 use std::sync::Arc;
 
-use helo_transport::{BoxError, Outcome};
+use helo_transport::{BoxError, Outcome, RequestClock};
 use pin_project_lite::pin_project;
 use tokio::time::Instant;
 
@@ -49,7 +49,8 @@ where
                 Ok(_) => Outcome::Success,
                 Err(e) => Outcome::of(e.as_ref()),
             };
-            let now = Instant::now();
+            // Published to the metrics layer outside: its end too.
+            let now = RequestClock::finish_now();
             r.window
                 .record(now, now.saturating_duration_since(r.started), outcome);
         }

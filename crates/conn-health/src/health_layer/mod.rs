@@ -8,8 +8,7 @@ use std::{
     task::{Context, Poll},
 };
 
-use helo_transport::{BoxError, ConnectionId, HeloRequest};
-use tokio::time::Instant;
+use helo_transport::{BoxError, ConnectionId, HeloRequest, RequestClock};
 use tower::Service;
 
 use crate::{
@@ -76,9 +75,11 @@ where
     }
 
     fn call(&mut self, req: HeloRequest) -> Self::Future {
+        // The instant the metrics layer outside called the request at, when there is
+        // one (no second clock read); see `RequestClock`.
         let record = (!req.is_long_poll()).then(|| future::Recorder {
             window: self.window.clone(),
-            started: Instant::now(),
+            started: RequestClock::called_at(),
         });
         ResponseFuture::new(self.inner.call(req), record)
     }

@@ -2,7 +2,9 @@
 //! `helo_request_duration_seconds`.
 //!
 //! The label handles for one encoder are resolved once, on the first request of each
-//! operation and outcome, then cached: a request costs a clock read, an `Arc` clone,
+//! operation and outcome, then cached: a request costs a clock read (the other one,
+//! at its end, is the health layer's when it sits inside, see
+//! [`RequestClock`](helo_transport::RequestClock)), an `Arc` clone,
 //! one atomic increment and one histogram observation — no allocation, no hashing.
 //! Series that never happen are never created, which keeps a 5 000-encoder scrape
 //! small.
@@ -17,7 +19,7 @@ use std::{
     time::Duration,
 };
 
-use helo_transport::{BoxError, HeloRequest, Outcome};
+use helo_transport::{BoxError, HeloRequest, Outcome, RequestClock};
 use prometheus::{Histogram, IntCounter};
 use tokio::time::Instant;
 use tower::Service;
@@ -90,13 +92,11 @@ where
 
     fn call(&mut self, req: HeloRequest) -> Self::Future {
         let operation = req.operation();
+        // The request's first clock read, shared with the layers inside (the health
+        // layer's start, the connection's deadline when the wire is free).
         let start = Instant::now();
-        ResponseFuture::new(
-            self.inner.call(req),
-            Arc::clone(&self.handles),
-            operation,
-            start,
-        )
+        let inner = RequestClock::calling(start, || self.inner.call(req));
+        ResponseFuture::new(inner, Arc::clone(&self.handles), operation, start)
     }
 }
 

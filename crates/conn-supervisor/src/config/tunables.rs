@@ -205,8 +205,10 @@ tunables! {
     connect_timeout: Duration = helo_transport::DEFAULT_CONNECT_TIMEOUT, from RawDuration, check |v| in_range(&v, 100 * MS, 60 * SEC);
     /// Deadline of one whole health check (all checks run concurrently under it).
     health_deadline: Duration = Duration::from_secs(5), from RawDuration, check |v| in_range(&v, 100 * MS, 120 * SEC);
-    /// Warm connections kept per encoder.
-    min_warm: usize = 3, from i64, check |v| in_range(&v, 1, 32);
+    /// Connections kept warm per encoder, counting the one a check is using. One is
+    /// enough for the supervisor's own checks (a broken one is replaced before the
+    /// next check); more only buy spares that keepalive pings cost the device.
+    min_warm: usize = 1, from i64, check |v| in_range(&v, 1, 32);
     /// Connections per encoder at most.
     max_connections: usize = 6, from i64, check |v| in_range(&v, 1, 64);
     /// Requests one connection may queue at full allowed load (HTTP/1.1 carries one at

@@ -128,23 +128,36 @@ impl Link {
         }
     }
 
-    /// Waits for the lane, in FIFO order, for at most the queue deadline.
-    async fn turn(&self, label: &str) -> Result<OwnedMutexGuard<Sender>, HeloError> {
-        let guard = match self.lane.clone().try_lock_owned() {
-            Ok(guard) => guard,
+    /// Waits for the lane, in FIFO order, for at most the queue deadline; answers it
+    /// and when the wire became the request's.
+    ///
+    /// `called` is when an outer layer called the request, if this is its first poll
+    /// (see [`RequestClock`](super::RequestClock)): a request that finds the wire free
+    /// at once starts its deadline from it and reads no clock.
+    async fn turn(
+        &self,
+        label: &str,
+        called: Option<Instant>,
+    ) -> Result<(OwnedMutexGuard<Sender>, Instant), HeloError> {
+        let (guard, at) = match self.lane.clone().try_lock_owned() {
+            Ok(guard) => (guard, called),
             // Only a request that has to wait pays for a timer (and a clock read).
-            Err(_) => tokio::time::timeout(self.queue_timeout, self.lane.clone().lock_owned())
-                .await
-                .map_err(|_| HeloError::QueueTimeout {
-                    device: self.device.clone(),
-                    request: label.to_string(),
-                    waited: self.queue_timeout,
-                })?,
+            Err(_) => {
+                let guard =
+                    tokio::time::timeout(self.queue_timeout, self.lane.clone().lock_owned())
+                        .await
+                        .map_err(|_| HeloError::QueueTimeout {
+                            device: self.device.clone(),
+                            request: label.to_string(),
+                            waited: self.queue_timeout,
+                        })?;
+                (guard, None)
+            }
         };
         if self.is_closed() {
             return Err(self.closed_error(label));
         }
-        Ok(guard)
+        Ok((guard, at.unwrap_or_else(Instant::now)))
     }
 
     fn build(&self, label: &str, req: RawRequest) -> Result<http::Request<Full<Bytes>>, HeloError> {
@@ -266,14 +279,15 @@ impl Exchange for Link {
         // the connection is being dropped.
         let link = self.me.upgrade().ok_or_else(|| self.closed_error(&label));
         let http_req = self.build(&label, req);
+        // Read here, on the request's first poll: a later exchange of the same
+        // request (a retry after a new login) reads the clock.
+        let called = super::RequestClock::called();
         Box::pin(async move {
             let link = link?;
             let http_req = http_req?;
-            let sender = link.turn(&label).await?;
-            // The request deadline starts now that the wire is ours: waiting behind
-            // other requests is the queue deadline's business. The one clock read of
-            // a request that did not have to wait.
-            let started = Instant::now();
+            // The request deadline starts once the wire is ours: waiting behind
+            // other requests is the queue deadline's business.
+            let (sender, started) = link.turn(&label, called).await?;
             let since = started.saturating_duration_since(link.created);
             link.last_turn_ms.store(
                 u64::try_from(since.as_millis()).unwrap_or(u64::MAX),

@@ -1,5 +1,6 @@
 //! One keep-alive HTTP/1.1 connection to one device, as a tower `Service`.
 
+mod clock;
 mod link;
 mod on_wire;
 
@@ -23,6 +24,7 @@ use tokio::{
 };
 use tokio_util::sync::PollSemaphore;
 
+pub use self::clock::RequestClock;
 use self::link::{Link, LinkParts};
 use crate::{
     config::{Device, DeviceName},
@@ -32,7 +34,11 @@ use crate::{
     stats::{ConnectionStats, StatsSnapshot},
 };
 
-/// A process-wide unique connection number, used in logs and metric labels.
+/// The read buffer of a connection, and the largest response head it accepts.
+const READ_BUFFER: usize = 2048;
+
+/// A process-wide unique connection number, used in logs (metric labels use the
+/// pool's stable slot instead).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnectionId(u64);
 
@@ -164,7 +170,12 @@ impl HeloConnection {
         builder
             .allow_spaces_after_header_name_in_responses(true)
             .allow_obsolete_multiline_headers_in_responses(true)
-            .ignore_invalid_headers_in_responses(true);
+            .ignore_invalid_headers_in_responses(true)
+            // HELO answers are a few hundred bytes: read them in blocks of this size
+            // rather than hyper's 8 KiB, which every idle connection would keep. It is
+            // also the largest response head accepted (bodies are read in blocks and
+            // capped by `max_body_bytes`).
+            .read_buf_exact_size(Some(READ_BUFFER));
         let (sender, conn) = tokio::time::timeout(limit, builder.handshake(TokioIo::new(stream)))
             .await
             .map_err(|_| HeloError::Timeout {
@@ -306,13 +317,42 @@ impl tower::Service<HeloRequest> for HeloConnection {
     fn call(&mut self, req: HeloRequest) -> Self::Future {
         let place = self.permit.take();
         let inner = self.inner.clone();
-        Box::pin(async move {
-            // A caller that skipped `poll_ready` waits for its place here.
-            let _place = match place {
-                Some(p) => Some(p),
-                None => inner.queue.clone().acquire_owned().await.ok(),
-            };
-            perform(&inner, req).await
+        // The instant an outer layer called the request at: if the wire is free on
+        // the first poll, the request deadline starts from it, and the request reads
+        // no clock of its own.
+        let called = RequestClock::called();
+        Box::pin(FirstPoll {
+            called,
+            fut: async move {
+                // A caller that skipped `poll_ready` waits for its place here.
+                let _place = match place {
+                    Some(p) => Some(p),
+                    None => inner.queue.clone().acquire_owned().await.ok(),
+                };
+                perform(&inner, req).await
+            },
         })
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// Hands the caller's instant to the first poll of a request, where the wire is
+    /// taken if it is free (see [`RequestClock`]).
+    struct FirstPoll<F> {
+        called: Option<Instant>,
+        #[pin]
+        fut: F,
+    }
+}
+
+impl<F: std::future::Future> std::future::Future for FirstPoll<F> {
+    type Output = F::Output;
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        match this.called.take() {
+            Some(at) => RequestClock::calling(at, || this.fut.poll(cx)),
+            None => this.fut.poll(cx),
+        }
     }
 }
