@@ -134,7 +134,9 @@
       ? reasons[0].message + (reasons.length > 1 ? "  (+" + (reasons.length - 1) + ")" : "")
       : (level === "healthy" ? "all checks pass" : "");
     t.reason.title = reasons.map((r) => r.message).join("\n");
-    t.reps.replaceChildren(replicator("stream", v.stream), " \u00b7 ", replicator("record", v.record));
+    // An encoder that does not answer shows what it last said, and says so.
+    t.reps.replaceChildren(level === "unreachable" ? "last seen: " : "",
+      replicator("stream", v.stream), " \u00b7 ", replicator("record", v.record));
     const pool = v.pool || {};
     let device = (v.device && v.device.temperature_c !== null ? v.device.temperature_c + " \u00b0C" : "\u2014 \u00b0C") +
       " \u00b7 pool " + num(pool.warm) + "/" + num(pool.max);
