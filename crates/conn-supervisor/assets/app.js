@@ -33,7 +33,9 @@
   let connected = false;
   let lostAt = null;
 
-  // Read back by the browser test and the measurement (cargo xtask screenshot).
+  // Read back by the browser test and the measurement (cargo xtask screenshot):
+  // render times in ms (`lastRenderMs`/`maxRenderMs`: renders of updates), sizes in
+  // characters of event data.
   const stats = {
     events: 0, snapshots: 0, updates: 0, renders: 0,
     snapshotBytes: 0, lastUpdateBytes: 0, maxUpdateBytes: 0,
@@ -157,7 +159,12 @@
   function scheduleRender() {
     if (scheduled) return;
     scheduled = true;
-    requestAnimationFrame(render);
+    requestAnimationFrame(() => {
+      const ms = render();
+      stats.renders += 1;
+      stats.lastRenderMs = ms;
+      stats.maxRenderMs = Math.max(stats.maxRenderMs, ms);
+    });
   }
 
   function render() {
@@ -198,11 +205,8 @@
     $("empty").hidden = !(tiles.size && terms.length && order.every((id) => tiles.get(id).li.hidden));
     drawSummary();
     if (redrawDetail) drawDetail();
-    const ms = performance.now() - t0;
-    stats.renders += 1;
-    stats.lastRenderMs = ms;
-    stats.maxRenderMs = Math.max(stats.maxRenderMs, ms);
     stats.tiles = tiles.size;
+    return performance.now() - t0;
   }
 
   function drawSummary() {
@@ -417,9 +421,7 @@
       const seen = new Set();
       for (const v of data.encoders) { views.set(v.id, v); dirty.add(v.id); seen.add(v.id); }
       for (const id of views.keys()) if (!seen.has(id)) { views.delete(id); dirty.add(id); }
-      const t0 = performance.now();
-      render();
-      stats.snapshotRenderMs = performance.now() - t0;
+      stats.snapshotRenderMs = render();
     });
     source.addEventListener("update", (e) => {
       const data = received(e);

@@ -1,0 +1,263 @@
+//! The fleet page of a running demo fleet, in headless Chromium: the README screenshot
+//! (`cargo xtask screenshot`) and the page's measurements at scale
+//! (`cargo xtask screenshot --encoders 1000 --measure 20 --out target/fleet-page-1000.png`).
+//!
+//! Runs the demo in this process (the same simulated fleet and intervals as
+//! `conn-supervisor demo`), lets it live for `--settle` seconds with the page open, then
+//! takes the screenshot. With `--measure SECS` it also reads the live updates for that
+//! long as a plain client would, and prints the size of the snapshot and of each
+//! update, and the page's own render times (`window.fleetPage`).
+
+#[path = "../tests/support/browser.rs"]
+mod browser;
+
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
+
+use browser::{Browser, Installed};
+use conn_supervisor::{admin, demo::Demo, fleet::Fleet};
+use tokio::{
+    io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
+    net::{TcpListener, TcpStream},
+    time::Instant,
+};
+
+const USAGE: &str = "\
+usage: fleet_page [--encoders N] [--settle SECS] [--problem SECS] [--out PATH]
+                  [--measure SECS] [--width PX] [--height PX]
+
+  --encoders N     demo encoders (default 8)
+  --settle SECS    how long the demo runs with the page open before the screenshot (default 20)
+  --problem SECS   then wait up to SECS more for a tile that is critical or unreachable
+                   (a stream failing, a reboot), so the picture shows one (default 0)
+  --out PATH       where to write the PNG (default: no screenshot)
+  --measure SECS   also measure the live updates for SECS seconds and print the numbers
+";
+
+#[derive(Debug)]
+struct Args {
+    encoders: usize,
+    settle: Duration,
+    problem: Duration,
+    out: Option<PathBuf>,
+    measure: Option<Duration>,
+    width: u32,
+    height: u32,
+}
+
+fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
+    let mut a = Args {
+        encoders: 8,
+        settle: Duration::from_secs(20),
+        problem: Duration::ZERO,
+        out: None,
+        measure: None,
+        width: 1200,
+        height: 900,
+    };
+    fn value<T: std::str::FromStr>(v: Option<String>, flag: &str) -> Result<T, String> {
+        v.and_then(|v| v.parse().ok())
+            .ok_or_else(|| format!("{flag} needs a number\n{USAGE}"))
+    }
+    while let Some(flag) = args.next() {
+        match flag.as_str() {
+            "--encoders" => a.encoders = value(args.next(), "--encoders")?,
+            "--settle" => a.settle = Duration::from_secs(value(args.next(), "--settle")?),
+            "--problem" => a.problem = Duration::from_secs(value(args.next(), "--problem")?),
+            "--measure" => a.measure = Some(Duration::from_secs(value(args.next(), "--measure")?)),
+            "--width" => a.width = value(args.next(), "--width")?,
+            "--height" => a.height = value(args.next(), "--height")?,
+            "--out" => {
+                a.out = Some(
+                    args.next()
+                        .map(PathBuf::from)
+                        .ok_or(format!("--out needs a path\n{USAGE}"))?,
+                )
+            }
+            "-h" | "--help" => return Err(USAGE.to_string()),
+            other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
+        }
+    }
+    Ok(a)
+}
+
+fn main() -> ExitCode {
+    let args = match parse(std::env::args().skip(1)) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("fleet_page: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("fleet_page: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    // Before anything starts: without a browser there is nothing to do.
+    let installed = Installed::find()?;
+    let demo = Demo::start(args.encoders, SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .map_err(|e| e.to_string())?;
+    let fleet = Fleet::start(&demo.config).map_err(|e| e.to_string())?;
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| format!("admin listener: {e}"))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| format!("admin listener: {e}"))?;
+    let server = tokio::spawn(admin::serve(
+        listener,
+        fleet.clone(),
+        std::future::pending(),
+    ));
+    eprintln!(
+        "demo: {} encoders, admin http://{addr}/",
+        demo.config.encoders.len()
+    );
+    let result = capture(&args, &installed, addr).await;
+    server.abort();
+    fleet.shutdown(Duration::from_secs(5)).await;
+    demo.stop().await;
+    result
+}
+
+async fn capture(args: &Args, installed: &Installed, addr: SocketAddr) -> Result<(), String> {
+    let browser = Browser::start(installed, args.width, args.height).await?;
+    let result = async {
+        browser.goto(&format!("http://{addr}/")).await?;
+        let n = args.encoders;
+        browser
+            .wait_for(
+                "a tile per encoder",
+                Duration::from_secs(60),
+                &format!("return document.querySelectorAll('.tile').length === {n}"),
+            )
+            .await?;
+        eprintln!("page: {n} tiles; the demo runs for {:?}", args.settle);
+        tokio::time::sleep(args.settle).await;
+        if !args.problem.is_zero() {
+            let found = browser
+                .wait_for(
+                    "a problem",
+                    args.problem,
+                    "return document.querySelector('.lvl-critical, .lvl-unreachable') !== null",
+                )
+                .await;
+            if let Err(e) = found {
+                eprintln!("no problem to show: {e}");
+            }
+            // The live update has arrived; let the frame paint.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        if let Some(out) = &args.out {
+            browser.screenshot(out).await?;
+            eprintln!("screenshot: {}", out.display());
+        }
+        if let Some(window) = args.measure {
+            measure(&browser, addr, window).await?;
+        }
+        Ok(())
+    }
+    .await;
+    browser.close().await;
+    result
+}
+
+/// Prints the sizes of the events and the page's render times.
+async fn measure(browser: &Browser, addr: SocketAddr, window: Duration) -> Result<(), String> {
+    let live = browser.eval("return window.fleetPage").await?;
+    let mut stream = TcpStream::connect(addr)
+        .await
+        .map_err(|e| format!("events: {e}"))?;
+    let asked = Instant::now();
+    stream
+        .write_all(b"GET /api/events HTTP/1.0\r\n\r\n")
+        .await
+        .map_err(|e| format!("events: {e}"))?;
+    let mut lines = BufReader::new(stream).lines();
+    let mut sizes: Vec<(String, usize, usize)> = Vec::new();
+    let mut first_at = None;
+    let end = Instant::now() + window;
+    let mut name = String::new();
+    while let Ok(line) = tokio::time::timeout_at(end, lines.next_line()).await {
+        let Some(line) = line.map_err(|e| format!("events: {e}"))? else {
+            break;
+        };
+        if let Some(v) = line.strip_prefix("event: ") {
+            name = v.to_string();
+        } else if let Some(data) = line.strip_prefix("data: ") {
+            first_at.get_or_insert_with(|| asked.elapsed());
+            let encoders = serde_json::from_str::<serde_json::Value>(data)
+                .ok()
+                .and_then(|v| v["encoders"].as_array().map(Vec::len))
+                .unwrap_or(0);
+            sizes.push((std::mem::take(&mut name), data.len(), encoders));
+        }
+    }
+    // A fresh page: the snapshot's render alone.
+    browser.goto(&format!("http://{addr}/")).await?;
+    let fresh = browser
+        .wait_for(
+            "the snapshot rendered",
+            Duration::from_secs(60),
+            "const s = window.fleetPage; return s.snapshots > 0 ? s : null",
+        )
+        .await?;
+
+    let snapshot = sizes.iter().find(|(n, _, _)| n == "snapshot");
+    let updates: Vec<&(String, usize, usize)> =
+        sizes.iter().filter(|(n, _, _)| n == "update").collect();
+    let mut bytes: Vec<usize> = updates.iter().map(|u| u.1).collect();
+    bytes.sort_unstable();
+    let mut per: Vec<usize> = updates.iter().map(|u| u.2).collect();
+    per.sort_unstable();
+    let pct = |v: &[usize], p: usize| v.get(v.len().saturating_sub(1) * p / 100).copied();
+    println!("| measure | value |");
+    println!("| --- | --- |");
+    if let Some((_, b, n)) = snapshot {
+        println!(
+            "| snapshot event | {b} bytes, {n} encoders ({} bytes/encoder) |",
+            b / (*n).max(1)
+        );
+    }
+    if let Some(t) = first_at {
+        println!("| snapshot, request to its data | {} ms |", t.as_millis());
+    }
+    println!(
+        "| update events in {window:?} | {} (median {} bytes / {} encoders, max {} bytes / {} encoders) |",
+        updates.len(),
+        pct(&bytes, 50).unwrap_or(0),
+        pct(&per, 50).unwrap_or(0),
+        bytes.last().unwrap_or(&0),
+        per.last().unwrap_or(&0),
+    );
+    println!(
+        "| page: snapshot parse + render | {:.1} ms parse, {:.1} ms render ({} tiles) |",
+        fresh["lastParseMs"].as_f64().unwrap_or(f64::NAN),
+        fresh["snapshotRenderMs"].as_f64().unwrap_or(f64::NAN),
+        fresh["tiles"],
+    );
+    println!(
+        "| page: updates over the settle time | {} renders, last {:.1} ms, max {:.1} ms, max update {} chars |",
+        live["renders"],
+        live["lastRenderMs"].as_f64().unwrap_or(f64::NAN),
+        live["maxRenderMs"].as_f64().unwrap_or(f64::NAN),
+        live["maxUpdateBytes"],
+    );
+    Ok(())
+}
