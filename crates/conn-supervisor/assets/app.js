@@ -14,6 +14,8 @@
   // A supervisor that sent nothing (not even a ping, every 10 s) for this long is
   // taken as gone, even when the connection itself stays open.
   const SILENCE_MS = 25000;
+  // demo-9 before demo-10.
+  const byId = new Intl.Collator("en", { numeric: true }).compare;
 
   const $ = (id) => document.getElementById(id);
   const grid = $("grid");
@@ -114,42 +116,57 @@
       level: el("span", "t-level"), score: el("span", "t-score"),
       id: el("span", "t-id", id), reason: el("span", "t-reason"),
       reps: el("span", "t-row"), device: el("span", "t-row"), action: el("span", "t-row"),
-      actionAt: null, text: "",
+      text: "", drawn: {},
     };
+    t.id.title = id;
     const head = el("span", "t-head");
     head.append(t.level, t.score);
     btn.append(head, t.id, t.reason, t.reps, t.device, t.action);
-    btn.addEventListener("click", () => openDetail(id));
     li.append(btn);
     return t;
   }
 
+  // Writes only what changed since the tile was last drawn: at a thousand tiles most
+  // of an update is the same text again.
+  function put(t, key, value, write) {
+    if (t.drawn[key] === value) return;
+    t.drawn[key] = value;
+    write(value);
+  }
+
+  function actionText(a) {
+    return a ? a.action.replace(/_/g, " ") + " " + a.outcome + " \u00b7 " + ago(a.at) : "no action taken";
+  }
+
   function drawTile(t, v) {
     const level = levelOf(v);
-    t.btn.className = "tile lvl-" + level;
-    t.btn.dataset.level = level;
-    t.level.textContent = SYMBOL[level] + " " + level;
-    t.score.textContent = v.health_score === null ? "score \u2014" : "score " + Math.round(v.health_score);
-    t.id.title = v.id;
+    put(t, "level", level, (l) => {
+      t.btn.className = "tile lvl-" + l;
+      t.btn.dataset.level = l;
+      t.level.textContent = SYMBOL[l] + " " + l;
+    });
+    put(t, "score", v.health_score === null ? "score \u2014" : "score " + Math.round(v.health_score),
+      (s) => { t.score.textContent = s; });
     const reasons = v.reasons || [];
-    t.reason.textContent = reasons.length
+    put(t, "reason", reasons.length
       ? reasons[0].message + (reasons.length > 1 ? "  (+" + (reasons.length - 1) + ")" : "")
-      : (level === "healthy" ? "all checks pass" : "");
-    t.reason.title = reasons.map((r) => r.message).join("\n");
+      : (level === "healthy" ? "all checks pass" : ""), (s) => { t.reason.textContent = s; });
+    put(t, "reasons", reasons.map((r) => r.message).join("\n"), (s) => { t.reason.title = s; });
     // An encoder that does not answer shows what it last said, and says so.
-    t.reps.replaceChildren(level === "unreachable" ? "last seen: " : "",
-      replicator("stream", v.stream), " \u00b7 ", replicator("record", v.record));
+    put(t, "reps", JSON.stringify([level === "unreachable", v.stream, v.record]), () => {
+      t.reps.replaceChildren(level === "unreachable" ? "last seen: " : "",
+        replicator("stream", v.stream), " \u00b7 ", replicator("record", v.record));
+    });
     const pool = v.pool || {};
     let device = (v.device && v.device.temperature_c !== null ? v.device.temperature_c + " \u00b0C" : "\u2014 \u00b0C") +
       " \u00b7 pool " + num(pool.warm) + "/" + num(pool.max);
     if (pool.state && pool.state !== "ready") device += " " + pool.state.replace(/_/g, " ");
     if (pool.cooling) device += " \u00b7 cooling " + pool.cooling;
-    t.device.textContent = device;
-    const a = v.last_action;
-    t.actionAt = a ? a.at : null;
-    t.action.textContent = a ? a.action.replace(/_/g, " ") + " " + a.outcome + " \u00b7 " + ago(a.at) : "no action taken";
+    put(t, "device", device, (s) => { t.device.textContent = s; });
+    put(t, "action", actionText(v.last_action), (s) => { t.action.textContent = s; });
     t.text = searchText(v);
-    t.btn.setAttribute("aria-label", v.id + ", " + level + (reasons.length ? ", " + reasons[0].message : ""));
+    put(t, "label", v.id + ", " + level + (reasons.length ? ", " + reasons[0].message : ""),
+      (s) => { t.btn.setAttribute("aria-label", s); });
   }
 
   function matches(t) {
@@ -189,7 +206,7 @@
     dirty.clear();
     if (reorder) {
       const next = [...views.values()]
-        .sort((a, b) => rank(a) - rank(b) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+        .sort((a, b) => rank(a) - rank(b) || byId(a.id, b.id))
         .map((v) => v.id);
       if (next.length !== order.length || next.some((id, i) => id !== order[i])) {
         const frag = document.createDocumentFragment();
@@ -363,6 +380,11 @@
     }
   });
   $("d-close").addEventListener("click", () => dialog.close());
+  // One listener for every tile, however many come and go.
+  grid.addEventListener("click", (e) => {
+    const tile = e.target instanceof Element ? e.target.closest(".tile") : null;
+    if (tile) openDetail(tile.dataset.id);
+  });
   dialog.addEventListener("close", () => { openId = null; });
 
   // === Filter ===
@@ -447,8 +469,8 @@
     }
     // Ages move on without events.
     for (const [id, t] of tiles) {
-      const a = views.get(id) && views.get(id).last_action;
-      if (a) t.action.textContent = a.action.replace(/_/g, " ") + " " + a.outcome + " \u00b7 " + ago(a.at);
+      const v = views.get(id);
+      if (v && v.last_action) put(t, "action", actionText(v.last_action), (s) => { t.action.textContent = s; });
     }
   }, 5000);
 

@@ -17,10 +17,13 @@
 //!
 //! What may have changed is learnt cheaply: the supervision loop marks its encoder in
 //! [`Changes`](crate::changes::Changes) after every check and hold change, and so do
-//! the admin actions; a tick builds views only for the marked encoders. Pools and
-//! connection temperatures also move between checks, without a mark, so every
-//! [`EventsConfig::refresh`] (5 s) all views are built and compared. A view is compared
-//! by a hash of its JSON, so a mark that changed nothing sends nothing.
+//! the admin actions; a tick builds views only for the marked encoders, and sends those
+//! whose JSON differs (by hash) from what this client was sent. Pools and cooling also
+//! change between checks, without a mark, so every [`EventsConfig::refresh`] (5 s) all
+//! views are built, and sent if their *gist* changed: the view without the numbers that
+//! drift by themselves (connection temperatures and rates, countdowns), which would
+//! otherwise make every refresh resend the whole fleet. Those numbers go out with the
+//! encoder's next check.
 //!
 //! Memory is bounded per client by the fleet size: a client holds one hash per encoder,
 //! never a queue. The stream is pulled: hyper asks for the next event only when the
@@ -42,7 +45,10 @@ use tokio::{
     time::{Instant, MissedTickBehavior},
 };
 
-use crate::{fleet::Fleet, report::rfc3339};
+use crate::{
+    fleet::Fleet,
+    report::{rfc3339, EncoderView},
+};
 
 /// How often a client is sent what changed, and how often everything is compared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,7 +123,17 @@ impl Client {
             return None;
         }
         let Some(mut seen) = self.seen else {
-            return Some(self.snapshot());
+            // The mark first: a change made while the views are built is sent again
+            // rather than missed.
+            self.seen = Some(self.fleet.changes().current());
+            let data = self.diff(Pick::Snapshot).await?;
+            self.last_event_at = Instant::now();
+            return Some(
+                Event::default()
+                    .event("snapshot")
+                    .retry(self.config.retry)
+                    .data(data),
+            );
         };
         loop {
             tokio::select! {
@@ -135,13 +151,13 @@ impl Client {
             if refresh || seen_now != seen {
                 seen = seen_now;
                 self.seen = Some(seen);
-                let views = if refresh {
-                    self.fleet.views()
+                let pick = if refresh {
+                    Pick::Refresh
                 } else {
-                    marked.iter().filter_map(|id| self.fleet.view(id)).collect()
+                    Pick::Marked(marked)
                 };
-                let present: HashSet<String> = self.fleet.encoder_ids().into_iter().collect();
-                if let Some(data) = self.sent.update(views.iter().map(json), &present) {
+                let data = self.diff(pick).await?;
+                if !data.is_empty() {
                     self.last_event_at = now;
                     return Some(Event::default().event("update").data(data));
                 }
@@ -153,18 +169,45 @@ impl Client {
         }
     }
 
-    fn snapshot(&mut self) -> Event {
-        // The mark first: a change made while the views are built is sent again
-        // rather than missed.
-        self.seen = Some(self.fleet.changes().current());
-        let views = self.fleet.views();
-        let data = self.sent.snapshot(views.iter().map(json));
-        self.last_event_at = Instant::now();
-        Event::default()
-            .event("snapshot")
-            .retry(self.config.retry)
-            .data(data)
+    /// Builds the views picked and the event data of what this client has not seen
+    /// (empty: nothing to send). Off the async workers: at a thousand encoders that is
+    /// megabytes of JSON. `None` if that work failed: the stream ends, and the browser
+    /// reconnects to a fresh snapshot.
+    async fn diff(&mut self, pick: Pick) -> Option<String> {
+        let fleet = self.fleet.clone();
+        let mut sent = std::mem::take(&mut self.sent);
+        let (sent, data) = tokio::task::spawn_blocking(move || {
+            let data = match pick {
+                Pick::Snapshot => sent.snapshot(fleet.views().iter().map(Rendered::of)),
+                Pick::Refresh | Pick::Marked(_) => {
+                    let refresh = matches!(pick, Pick::Refresh);
+                    let views = match pick {
+                        Pick::Marked(ids) => ids.iter().filter_map(|id| fleet.view(id)).collect(),
+                        _ => fleet.views(),
+                    };
+                    let present: HashSet<String> = fleet.encoder_ids().into_iter().collect();
+                    sent.update(views.iter().map(Rendered::of), &present, refresh)
+                        .unwrap_or_default()
+                }
+            };
+            (sent, data)
+        })
+        .await
+        .ok()?;
+        self.sent = sent;
+        Some(data)
     }
+}
+
+/// Which views a tick builds.
+#[derive(Debug)]
+enum Pick {
+    /// All, all sent.
+    Snapshot,
+    /// All, sent if their gist changed.
+    Refresh,
+    /// These, sent if they changed at all.
+    Marked(Vec<String>),
 }
 
 /// Completes when the server shuts down; never if it cannot (its sender is gone).
@@ -174,55 +217,107 @@ async fn closed(closing: &mut watch::Receiver<bool>) {
     }
 }
 
-fn json(view: &crate::report::EncoderView) -> (String, String) {
-    let text = serde_json::to_string(view).unwrap_or_else(|e| {
-        // Serializing plain data does not fail; if it ever did, the page shows why.
-        serde_json::json!({ "id": view.id, "status": "unknown", "reasons": [
-            { "code": "view_error", "message": e.to_string() }
-        ]})
-        .to_string()
-    });
-    (view.id.clone(), text)
+/// One view, serialized once, with what it is compared by.
+#[derive(Debug)]
+struct Rendered {
+    id: String,
+    json: String,
+    /// A hash of all of it.
+    exact: u64,
+    /// A hash of it without the numbers that move between checks by themselves
+    /// (connection temperatures and rates, countdowns), so that the periodic refresh
+    /// sends what changed in substance, not every view every time.
+    gist: u64,
+}
+
+impl Rendered {
+    fn of(view: &EncoderView) -> Self {
+        let mut value = serde_json::to_value(view).unwrap_or_else(|e| {
+            // Serializing plain data does not fail; if it ever did, the page says why.
+            serde_json::json!({ "id": view.id, "status": "unknown", "reasons": [
+                { "code": "view_error", "message": e.to_string() }
+            ]})
+        });
+        let json = value.to_string();
+        let exact = hash(&json);
+        strip_drift(&mut value);
+        Self {
+            id: view.id.clone(),
+            exact,
+            gist: hash(&value.to_string()),
+            json,
+        }
+    }
+}
+
+/// Removes from a view's JSON what drifts between checks without a change in
+/// substance; connection ids and cooling reasons stay.
+fn strip_drift(v: &mut serde_json::Value) {
+    if let Some(o) = v.as_object_mut() {
+        o.remove("load");
+    }
+    for track in ["stream", "record"] {
+        if let Some(o) = v.get_mut(track).and_then(|t| t.as_object_mut()) {
+            o.remove("next_step_in_s");
+            o.remove("out_of_state_for_s");
+        }
+    }
+    if let Some(o) = v.get_mut("pool").and_then(|p| p.as_object_mut()) {
+        o.remove("retry_in_s");
+    }
+    if let Some(conns) = v.get_mut("connections").and_then(|c| c.as_array_mut()) {
+        for c in conns {
+            if let Some(o) = c.as_object_mut() {
+                o.retain(|k, _| k == "connection_id" || k == "cooling");
+            }
+        }
+    }
 }
 
 fn now_field() -> String {
     serde_json::json!({ "now": rfc3339(SystemTime::now()) }).to_string()
 }
 
-/// What one client was last sent: a hash of each encoder's view JSON.
+/// What one client was last sent, by encoder id: the view's exact hash and gist.
 #[derive(Debug, Default)]
 struct Sent {
-    hashes: HashMap<String, u64>,
+    hashes: HashMap<String, (u64, u64)>,
 }
 
 impl Sent {
     /// Everything, as the `snapshot` data; remembers it all.
-    fn snapshot(&mut self, views: impl Iterator<Item = (String, String)>) -> String {
+    fn snapshot(&mut self, views: impl Iterator<Item = Rendered>) -> String {
         self.hashes.clear();
         let mut encoders = Vec::new();
-        for (id, text) in views {
-            self.hashes.insert(id, hash(&text));
-            encoders.push(text);
+        for r in views {
+            self.hashes.insert(r.id, (r.exact, r.gist));
+            encoders.push(r.json);
         }
         payload(&encoders, None)
     }
 
-    /// The `update` data for the views that differ from what was sent and the ids sent
-    /// before that are no longer `present`; `None` when there is neither.
+    /// The `update` data for the views that differ from what was sent (by gist when
+    /// `by_gist`, else at all) and the ids sent before that are no longer `present`;
+    /// `None` when there is neither.
     fn update(
         &mut self,
-        views: impl Iterator<Item = (String, String)>,
+        views: impl Iterator<Item = Rendered>,
         present: &HashSet<String>,
+        by_gist: bool,
     ) -> Option<String> {
         let mut encoders = Vec::new();
-        for (id, text) in views {
-            if !present.contains(&id) {
+        for r in views {
+            if !present.contains(&r.id) {
                 continue;
             }
-            let h = hash(&text);
-            if self.hashes.get(&id) != Some(&h) {
-                self.hashes.insert(id, h);
-                encoders.push(text);
+            let changed = match self.hashes.get(&r.id) {
+                None => true,
+                Some(&(_, gist)) if by_gist => gist != r.gist,
+                Some(&(exact, _)) => exact != r.exact,
+            };
+            if changed {
+                self.hashes.insert(r.id, (r.exact, r.gist));
+                encoders.push(r.json);
             }
         }
         let mut removed: Vec<String> = self
@@ -269,19 +364,24 @@ fn payload(encoders: &[String], removed: Option<&[String]>) -> String {
 mod tests {
     use super::*;
 
-    fn views(list: &[(&str, &str)]) -> impl Iterator<Item = (String, String)> {
-        list.iter()
-            .map(|(id, v)| (id.to_string(), format!("{{\"id\":\"{id}\",\"v\":{v}}}")))
-            .collect::<Vec<_>>()
-            .into_iter()
+    /// A view `{"id", "v", "drift"}` whose gist is `v` alone.
+    fn r(id: &str, v: u32, drift: u32) -> Rendered {
+        let json = format!("{{\"id\":\"{id}\",\"v\":{v},\"drift\":{drift}}}");
+        Rendered {
+            id: id.to_string(),
+            exact: hash(&json),
+            gist: hash(&v.to_string()),
+            json,
+        }
     }
 
     fn present(ids: &[&str]) -> HashSet<String> {
         ids.iter().map(|s| s.to_string()).collect()
     }
 
-    fn parse(data: &str) -> serde_json::Value {
-        serde_json::from_str(data).unwrap_or_else(|e| panic!("{e}: {data}"))
+    fn parse(data: Option<String>) -> serde_json::Value {
+        let data = data.unwrap_or_else(|| panic!("nothing to send"));
+        serde_json::from_str(&data).unwrap_or_else(|e| panic!("{e}: {data}"))
     }
 
     fn ids(v: &serde_json::Value) -> Vec<&str> {
@@ -294,62 +394,105 @@ mod tests {
     #[test]
     fn an_update_carries_only_what_differs_from_what_this_client_was_sent() {
         let mut sent = Sent::default();
-        let snap = parse(&sent.snapshot(views(&[("a", "1"), ("b", "1"), ("c", "1")])));
+        let snap = parse(Some(
+            sent.snapshot([r("a", 1, 0), r("b", 1, 0), r("c", 1, 0)].into_iter()),
+        ));
         assert_eq!(ids(&snap), ["a", "b", "c"]);
         assert!(snap["now"].as_str().is_some_and(|n| n.ends_with('Z')));
         assert!(snap.get("removed").is_none());
 
         // Marked but unchanged: nothing to send.
         let all = present(&["a", "b", "c"]);
-        assert_eq!(sent.update(views(&[("a", "1"), ("b", "1")]), &all), None);
-
-        let up = parse(
-            &sent
-                .update(views(&[("a", "1"), ("b", "2")]), &all)
-                .unwrap_or_default(),
+        assert_eq!(
+            sent.update([r("a", 1, 0), r("b", 1, 0)].into_iter(), &all, false),
+            None
         );
+
+        let up = parse(sent.update([r("a", 1, 0), r("b", 2, 0)].into_iter(), &all, false));
         assert_eq!(ids(&up), ["b"]);
         assert_eq!(up["encoders"][0]["v"], 2);
         assert_eq!(up["removed"], serde_json::json!([]));
         // Sent once: the same view again is not news.
-        assert_eq!(sent.update(views(&[("b", "2")]), &all), None);
+        assert_eq!(sent.update([r("b", 2, 0)].into_iter(), &all, false), None);
+    }
+
+    #[test]
+    fn a_refresh_sends_changes_in_substance_and_a_check_sends_any_change() {
+        let mut sent = Sent::default();
+        sent.snapshot([r("a", 1, 0), r("b", 1, 0)].into_iter());
+        let all = present(&["a", "b"]);
+        // Only drift: the refresh stays quiet…
+        assert_eq!(
+            sent.update([r("a", 1, 5), r("b", 1, 5)].into_iter(), &all, true),
+            None
+        );
+        // …a change in substance goes out…
+        let up = parse(sent.update([r("a", 1, 6), r("b", 2, 6)].into_iter(), &all, true));
+        assert_eq!(ids(&up), ["b"]);
+        // …and a check's mark sends the drifted view too.
+        let up = parse(sent.update([r("a", 1, 7)].into_iter(), &all, false));
+        assert_eq!(ids(&up), ["a"]);
     }
 
     #[test]
     fn removed_and_added_encoders_are_announced_once() {
         let mut sent = Sent::default();
-        sent.snapshot(views(&[("a", "1"), ("b", "1")]));
+        sent.snapshot([r("a", 1, 0), r("b", 1, 0)].into_iter());
         let now = present(&["a", "c"]);
-        let up = parse(
-            &sent
-                .update(views(&[("a", "1"), ("c", "1")]), &now)
-                .unwrap_or_default(),
-        );
+        let up = parse(sent.update([r("a", 1, 0), r("c", 1, 0)].into_iter(), &now, true));
         assert_eq!(ids(&up), ["c"]);
         assert_eq!(up["removed"], serde_json::json!(["b"]));
-        assert_eq!(sent.update(views(&[("a", "1"), ("c", "1")]), &now), None);
+        assert_eq!(
+            sent.update([r("a", 1, 0), r("c", 1, 0)].into_iter(), &now, true),
+            None
+        );
     }
 
     #[test]
     fn a_view_built_for_an_encoder_removed_meanwhile_is_not_sent() {
         let mut sent = Sent::default();
-        sent.snapshot(views(&[("a", "1")]));
-        let up = parse(
-            &sent
-                .update(views(&[("a", "2")]), &present(&[]))
-                .unwrap_or_default(),
-        );
+        sent.snapshot([r("a", 1, 0)].into_iter());
+        let up = parse(sent.update([r("a", 2, 0)].into_iter(), &present(&[]), false));
         assert_eq!(ids(&up), Vec::<&str>::new());
         assert_eq!(up["removed"], serde_json::json!(["a"]));
+    }
+
+    #[test]
+    fn drift_is_what_moves_by_itself_and_nothing_else() {
+        let mut v = serde_json::json!({
+            "id": "a", "status": "healthy", "load": 12.5,
+            "stream": { "state": "streaming", "next_step_in_s": 1.5, "out_of_state_for_s": 3.0 },
+            "record": { "state": "idle", "next_step_in_s": null },
+            "pool": { "warm": 2, "cooling": 1, "retry_in_s": 4.2 },
+            "connections": [{ "connection_id": 7, "temperature": 41.2, "load": 3.0,
+                              "request_rate": 0.5, "cooling": "manual" }],
+        });
+        strip_drift(&mut v);
+        assert_eq!(
+            v,
+            serde_json::json!({
+                "id": "a", "status": "healthy",
+                "stream": { "state": "streaming" },
+                "record": { "state": "idle" },
+                "pool": { "warm": 2, "cooling": 1 },
+                "connections": [{ "connection_id": 7, "cooling": "manual" }],
+            })
+        );
     }
 
     #[test]
     fn device_text_stays_inside_its_json_string() {
         let mut sent = Sent::default();
         let hostile = r#"</script><b>"x"\n"#;
-        let view = serde_json::json!({ "id": "a", "detail": hostile }).to_string();
-        let data = sent.snapshot(std::iter::once(("a".to_string(), view)));
+        let json = serde_json::json!({ "id": "a", "detail": hostile }).to_string();
+        let item = Rendered {
+            id: "a".into(),
+            exact: hash(&json),
+            gist: 0,
+            json,
+        };
+        let data = sent.snapshot(std::iter::once(item));
         assert!(!data.contains('\n'), "one data line: {data}");
-        assert_eq!(parse(&data)["encoders"][0]["detail"], hostile);
+        assert_eq!(parse(Some(data))["encoders"][0]["detail"], hostile);
     }
 }

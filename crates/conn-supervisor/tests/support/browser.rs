@@ -87,11 +87,14 @@ impl Browser {
             driver: None,
             profile,
         };
+        let log = browser.profile.join("chromedriver.log");
+        let log_file = std::fs::File::create(&log)
+            .map_err(|e| format!("cannot create {}: {e}", log.display()))?;
         let mut driver = Command::new(&installed.chromedriver)
             .arg("--port=0")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(log_file)
             // Its own group, so that Drop can kill Chromium with it.
             .process_group(0)
             .kill_on_drop(true)
@@ -101,7 +104,11 @@ impl Browser {
         browser.driver = Some(driver);
         let port = tokio::time::timeout(DRIVER_START, driver_port(stdout))
             .await
-            .map_err(|_| format!("chromedriver did not start within {DRIVER_START:?}"))??;
+            .map_err(|_| format!("chromedriver did not start within {DRIVER_START:?}"))?
+            .map_err(|e| {
+                let said = std::fs::read_to_string(&log).unwrap_or_default();
+                format!("{e}; it said: {}", said.trim())
+            })?;
         let mut caps = serde_json::Map::new();
         caps.insert("browserName".into(), json!("chrome"));
         // Tests accept or dismiss confirm() themselves.
