@@ -271,6 +271,25 @@ async fn the_page_is_served_with_a_strict_policy_and_versioned_assets() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_streams_are_bounded_in_number() {
+    let s = setup(&["enc-a"]).await;
+    let mut open = Vec::new();
+    for _ in 0..64 {
+        let mut e = Events::open(s.addr).await;
+        assert_eq!(e.next().await.unwrap().name, "snapshot");
+        open.push(e);
+    }
+    let (head, body) = http(s.addr, "GET /api/events HTTP/1.0\r\n\r\n").await;
+    assert!(head.starts_with("http/1.0 503"), "{head}");
+    assert!(body.contains("too many event streams"), "{body}");
+    // The rest of the API does not care.
+    let (head, _) = http(s.addr, "GET /api/encoders HTTP/1.0\r\n\r\n").await;
+    assert!(head.starts_with("http/1.0 200"), "{head}");
+    drop(open);
+    s.fleet.shutdown(Duration::from_secs(2)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn actions_from_another_site_are_refused_and_from_the_page_accepted() {
     let s = setup(&["enc-a"]).await;
     let host = s.addr.to_string();

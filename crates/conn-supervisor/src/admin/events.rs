@@ -41,7 +41,7 @@ use std::{
 use axum::response::sse::{Event, Sse};
 use futures_util::Stream;
 use tokio::{
-    sync::watch,
+    sync::{watch, OwnedSemaphorePermit},
     time::{Instant, MissedTickBehavior},
 };
 
@@ -79,8 +79,9 @@ pub(super) fn sse(
     fleet: Fleet,
     config: EventsConfig,
     closing: watch::Receiver<bool>,
+    permit: OwnedSemaphorePermit,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let client = Client::new(fleet, config, closing);
+    let client = Client::new(fleet, config, closing, permit);
     Sse::new(futures_util::stream::unfold(client, |mut c| async move {
         c.next_event().await.map(|e| (Ok(e), c))
     }))
@@ -97,10 +98,17 @@ struct Client {
     tick: tokio::time::Interval,
     refresh_at: Instant,
     last_event_at: Instant,
+    /// This stream's place among the open ones, given back when it ends.
+    _permit: OwnedSemaphorePermit,
 }
 
 impl Client {
-    fn new(fleet: Fleet, config: EventsConfig, closing: watch::Receiver<bool>) -> Self {
+    fn new(
+        fleet: Fleet,
+        config: EventsConfig,
+        closing: watch::Receiver<bool>,
+        permit: OwnedSemaphorePermit,
+    ) -> Self {
         let now = Instant::now();
         let mut tick = tokio::time::interval_at(now + config.tick, config.tick);
         // A client that was not ready for a while gets one update of the latest state,
@@ -115,6 +123,7 @@ impl Client {
             tick,
             refresh_at: now + config.refresh,
             last_event_at: now,
+            _permit: permit,
         }
     }
 

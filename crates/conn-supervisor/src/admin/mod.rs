@@ -6,7 +6,7 @@ mod events;
 mod origin;
 mod page;
 
-use std::future::Future;
+use std::{future::Future, sync::Arc};
 
 use axum::{
     extract::{FromRef, Path, State},
@@ -16,7 +16,10 @@ use axum::{
     Json, Router,
 };
 use conn_metrics::HeloMetrics;
-use tokio::{net::TcpListener, sync::watch};
+use tokio::{
+    net::TcpListener,
+    sync::{watch, Semaphore},
+};
 
 use crate::fleet::Fleet;
 
@@ -42,7 +45,13 @@ struct AdminState {
     /// Turns `true` when the server shuts down: event streams end, so that open pages
     /// do not hold up a graceful shutdown.
     closing: watch::Receiver<bool>,
+    /// Open event streams, at most [`MAX_EVENT_STREAMS`].
+    streams: Arc<Semaphore>,
 }
+
+/// Event streams open at once: a handful of pages is the use; each costs a view
+/// comparison per second, so their number is bounded too.
+const MAX_EVENT_STREAMS: usize = 64;
 
 impl FromRef<AdminState> for Fleet {
     fn from_ref(state: &AdminState) -> Self {
@@ -75,6 +84,7 @@ fn routes(fleet: Fleet, events: EventsConfig, closing: watch::Receiver<bool>) ->
             fleet,
             events,
             closing,
+            streams: Arc::new(Semaphore::new(MAX_EVENT_STREAMS)),
         })
 }
 
@@ -94,7 +104,16 @@ pub async fn serve(
 }
 
 async fn live(State(state): State<AdminState>) -> Response {
-    events::sse(state.fleet, state.events, state.closing).into_response()
+    let Ok(permit) = state.streams.try_acquire_owned() else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({
+                "error": format!("too many event streams (at most {MAX_EVENT_STREAMS})")
+            })),
+        )
+            .into_response();
+    };
+    events::sse(state.fleet, state.events, state.closing, permit).into_response()
 }
 
 async fn metrics(State(fleet): State<Fleet>) -> Response {
