@@ -34,6 +34,7 @@
   let lastMessageAt = 0;
   let connected = false;
   let lostAt = null;
+  let summaryKey = "";
 
   // Read back by the browser test and the measurement (cargo xtask screenshot):
   // render times in ms (`lastRenderMs`/`maxRenderMs`: renders of updates), sizes in
@@ -229,6 +230,11 @@
   function drawSummary() {
     const counts = {};
     for (const v of views.values()) counts[levelOf(v)] = (counts[levelOf(v)] || 0) + 1;
+    // Rewritten only when a count changed: it is a live region, read out to
+    // screen-reader users on every change.
+    const key = views.size + ":" + LEVELS.map((l) => counts[l] || 0).join(",");
+    if (key === summaryKey) return;
+    summaryKey = key;
     const out = [el("span", "", views.size + (views.size === 1 ? " encoder" : " encoders"))];
     for (const level of LEVELS) {
       if (!counts[level]) continue;
