@@ -32,6 +32,18 @@ fn fast_tunables() -> Tunables {
     }
 }
 
+/// The index and id of the demo encoder in `role` (ids are `demo-NN-ROLE`).
+fn role(demo: &Demo, role: &str) -> (usize, String) {
+    let suffix = format!("-{role}");
+    demo.config
+        .encoders
+        .iter()
+        .enumerate()
+        .find(|(_, e)| e.id.ends_with(&suffix))
+        .map(|(i, e)| (i, e.id.clone()))
+        .unwrap_or_else(|| panic!("the demo has no {role:?} encoder"))
+}
+
 fn tile(id: &str) -> String {
     format!("document.querySelector('.tile[data-id=\"{id}\"]')")
 }
@@ -106,6 +118,11 @@ async fn the_fleet_page_follows_the_fleet_live_and_its_buttons_act() {
     let server = tokio::spawn(admin::serve(listener, fleet.clone(), async {
         let _ = admin_stopped.await;
     }));
+    let n = config.encoders.len();
+    let (unreachable, unreachable_id) = role(&demo, "streaming");
+    let (hostile_at, hostile_id) = role(&demo, "no-events");
+    let (_, id) = role(&demo, "recording");
+    let id = id.as_str();
     let b = Browser::start(&installed, 1400, 1000).await.unwrap();
     b.goto(&format!("http://{addr}/")).await.unwrap();
 
@@ -114,8 +131,10 @@ async fn the_fleet_page_follows_the_fleet_live_and_its_buttons_act() {
         .wait_for(
             "a tile per encoder",
             Duration::from_secs(15),
-            "const t = [...document.querySelectorAll('.tile')].map(e => e.dataset.id); \
-             return t.length === 8 ? t.sort() : null",
+            &format!(
+                "const t = [...document.querySelectorAll('.tile')].map(e => e.dataset.id); \
+                 return t.length === {n} ? t.sort() : null"
+            ),
         )
         .await
         .unwrap();
@@ -124,14 +143,14 @@ async fn the_fleet_page_follows_the_fleet_live_and_its_buttons_act() {
 
     // A failure arrives through the live updates: the tile says it in words, and
     // problems come first.
-    demo.sims[0].go_unreachable(Duration::from_secs(120));
+    demo.sims[unreachable].go_unreachable(Duration::from_secs(120));
     let text = b
         .wait_for(
-            "demo-00 unreachable on the page",
+            "an unreachable tile",
             Duration::from_secs(15),
             &format!(
                 "const t = {}; return t && t.dataset.level === 'unreachable' ? t.textContent : null",
-                tile("demo-00-streaming")
+                tile(&unreachable_id)
             ),
         )
         .await
@@ -173,7 +192,8 @@ async fn the_fleet_page_follows_the_fleet_live_and_its_buttons_act() {
             "the filter applied",
             Duration::from_secs(5),
             "const t = [...document.querySelectorAll('.grid li:not([hidden]) .tile')] \
-               .map(e => e.dataset.id); return t.length < 8 ? t : null",
+               .map(e => e.dataset.id); \
+             return t.length < document.querySelectorAll('.tile').length ? t : null",
         )
         .await
         .unwrap();
@@ -181,7 +201,7 @@ async fn the_fleet_page_follows_the_fleet_live_and_its_buttons_act() {
         shown
             .as_array()
             .unwrap()
-            .contains(&"demo-00-streaming".into()),
+            .contains(&unreachable_id.as_str().into()),
         "{shown}"
     );
     filter.clear().await.unwrap();
@@ -189,9 +209,9 @@ async fn the_fleet_page_follows_the_fleet_live_and_its_buttons_act() {
         .await
         .unwrap();
 
-    // Device text is shown as text: an error page full of markup from a device.
+    // Device text is shown as text: parameter values full of markup from a device.
     let hostile = "<img id=pwned src=x>";
-    demo.sims[6]
+    demo.sims[hostile_at]
         .set_faults(Faults {
             hostile_values: Some(hostile.to_string()),
             ..Faults::default()
@@ -199,7 +219,6 @@ async fn the_fleet_page_follows_the_fleet_live_and_its_buttons_act() {
         .unwrap();
 
     // The detail view of one encoder: its connections and its last check's checks.
-    let id = "demo-07-recording";
     eventually(Duration::from_secs(10), "connections to cool", || {
         fleet
             .view(id)
@@ -251,16 +270,13 @@ async fn the_fleet_page_follows_the_fleet_live_and_its_buttons_act() {
 
     // By now the hostile device has been seen failing.
     eventually(Duration::from_secs(15), "the device's error text", || {
-        let v = serde_json::to_string(&fleet.view("demo-06-no-events")?).ok()?;
+        let v = serde_json::to_string(&fleet.view(&hostile_id)?).ok()?;
         v.contains("pwned").then_some(())
     })
     .await;
-    b.eval(&format!(
-        "{}.click(); return null",
-        tile("demo-06-no-events")
-    ))
-    .await
-    .unwrap();
+    b.eval(&format!("{}.click(); return null", tile(&hostile_id)))
+        .await
+        .unwrap();
     let shown = b
         .wait_for(
             "the error text in the detail",
@@ -311,7 +327,7 @@ async fn the_fleet_page_follows_the_fleet_live_and_its_buttons_act() {
         b.eval("return document.querySelectorAll('.tile').length")
             .await
             .unwrap(),
-        8,
+        n,
         "the last known state stays on the page"
     );
 
