@@ -243,6 +243,7 @@ async fn the_page_is_served_with_a_strict_policy_and_versioned_assets() {
         "{head}"
     );
     assert!(head.contains("cache-control: no-cache"), "{head}");
+    assert!(head.contains("vary: accept"), "{head}");
     let src = page
         .split("src=\"")
         .nth(1)
@@ -264,8 +265,9 @@ async fn the_page_is_served_with_a_strict_policy_and_versioned_assets() {
     assert!(head.starts_with("http/1.0 404"), "{head}");
 
     // Programs still get the plain list of endpoints.
-    let (_, text) = http(s.addr, "GET / HTTP/1.0\r\n\r\n").await;
+    let (head, text) = http(s.addr, "GET / HTTP/1.0\r\n\r\n").await;
     assert!(text.starts_with("conn-supervisor admin"), "{text}");
+    assert!(head.contains("vary: accept"), "{head}");
     assert!(text.contains("GET  /api/events"), "{text}");
     s.fleet.shutdown(Duration::from_secs(2)).await;
 }

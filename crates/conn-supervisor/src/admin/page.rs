@@ -43,8 +43,9 @@ pub(super) async fn index(headers: HeaderMap) -> Response {
         .get(header::ACCEPT)
         .and_then(|a| a.to_str().ok())
         .is_some_and(|a| a.contains("text/html"));
+    // One URL, two answers: caches must keep them apart.
     if !wants_html {
-        return super::INDEX.into_response();
+        return ([(header::VARY, "Accept")], super::INDEX).into_response();
     }
     (
         [
@@ -54,6 +55,7 @@ pub(super) async fn index(headers: HeaderMap) -> Response {
             (header::CACHE_CONTROL, "no-cache"),
             (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
             (header::REFERRER_POLICY, "no-referrer"),
+            (header::VARY, "Accept"),
         ],
         PAGE.as_str(),
     )
