@@ -225,9 +225,13 @@
         .sort((a, b) => rank(a) - rank(b) || idRank.get(a.id) - idRank.get(b.id))
         .map((v) => v.id);
       if (next.length !== order.length || next.some((id, i) => id !== order[i])) {
-        const frag = document.createDocumentFragment();
-        for (const id of next) frag.append(tiles.get(id).li);
-        grid.append(frag);
+        // Move only the tiles out of place: one encoder changing level moves one tile,
+        // not a thousand (each move makes the browser lay that tile out again).
+        let at = grid.firstChild;
+        for (const id of next) {
+          const li = tiles.get(id).li;
+          if (li === at) at = at.nextSibling; else grid.insertBefore(li, at);
+        }
         order = next;
       }
     }

@@ -64,7 +64,7 @@ pub(crate) struct Browser {
 const DRIVER_START: Duration = Duration::from_secs(15);
 const SESSION_START: Duration = Duration::from_secs(45);
 /// Any one WebDriver command.
-const COMMAND: Duration = Duration::from_secs(20);
+const COMMAND: Duration = Duration::from_secs(30);
 
 impl Browser {
     /// Starts chromedriver on a free loopback port and a headless Chromium with a
