@@ -63,6 +63,8 @@ pub(crate) struct Browser {
 /// machine starts Chromium in a few seconds).
 const DRIVER_START: Duration = Duration::from_secs(15);
 const SESSION_START: Duration = Duration::from_secs(45);
+/// Starts of chromedriver before giving up (see `start`).
+const DRIVER_TRIES: u32 = 3;
 /// Any one WebDriver command.
 const COMMAND: Duration = Duration::from_secs(30);
 
@@ -87,28 +89,20 @@ impl Browser {
             driver: None,
             profile,
         };
-        let log = browser.profile.join("chromedriver.log");
-        let log_file = std::fs::File::create(&log)
-            .map_err(|e| format!("cannot create {}: {e}", log.display()))?;
-        let mut driver = Command::new(&installed.chromedriver)
-            .arg("--port=0")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log_file)
-            // Its own group, so that Drop can kill Chromium with it.
-            .process_group(0)
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", installed.chromedriver.display()))?;
-        let stdout = driver.stdout.take();
-        browser.driver = Some(driver);
-        let port = tokio::time::timeout(DRIVER_START, driver_port(stdout))
-            .await
-            .map_err(|_| format!("chromedriver did not start within {DRIVER_START:?}"))?
-            .map_err(|e| {
-                let said = std::fs::read_to_string(&log).unwrap_or_default();
-                format!("{e}; it said: {}", said.trim())
-            })?;
+        // With `--port=0` chromedriver takes a free IPv4 port and then binds the same
+        // number on IPv6, where another program may hold it; it then exits, and a
+        // second try gets another port.
+        let mut tries = 0;
+        let port = loop {
+            tries += 1;
+            match browser.start_driver(installed).await {
+                Ok(port) => break port,
+                Err(e) if tries < DRIVER_TRIES && e.is_exited() => {
+                    eprintln!("chromedriver: {e}; trying again");
+                }
+                Err(e) => return Err(e.0),
+            }
+        };
         let mut caps = serde_json::Map::new();
         caps.insert("browserName".into(), json!("chrome"));
         // Tests accept or dismiss confirm() themselves.
@@ -144,6 +138,43 @@ impl Browser {
             .map_err(|e| format!("WebDriver session: {e}"))?;
         browser.client = Some(client);
         Ok(browser)
+    }
+
+    /// Starts chromedriver (after killing a previous one); answers its port.
+    async fn start_driver(&mut self, installed: &Installed) -> Result<u16, DriverError> {
+        if let Some(mut old) = self.driver.take() {
+            let _ = old.start_kill();
+            let _ = old.wait().await;
+        }
+        let log = self.profile.join("chromedriver.log");
+        let log_file = std::fs::File::create(&log)
+            .map_err(|e| DriverError(format!("cannot create {}: {e}", log.display()), false))?;
+        let mut driver = Command::new(&installed.chromedriver)
+            .arg("--port=0")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log_file)
+            // Its own group, so that Drop can kill Chromium with it.
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| {
+                let what = format!("cannot start {}: {e}", installed.chromedriver.display());
+                DriverError(what, false)
+            })?;
+        let stdout = driver.stdout.take();
+        self.driver = Some(driver);
+        match tokio::time::timeout(DRIVER_START, driver_port(stdout)).await {
+            Err(_) => Err(DriverError(
+                format!("chromedriver did not start within {DRIVER_START:?}"),
+                false,
+            )),
+            Ok(Ok(port)) => Ok(port),
+            Ok(Err(e)) => {
+                let said = std::fs::read_to_string(&log).unwrap_or_default();
+                Err(DriverError(format!("{e}; it said: {}", said.trim()), true))
+            }
+        }
     }
 
     /// The WebDriver session.
@@ -218,6 +249,22 @@ impl Drop for Browser {
             let _ = driver.start_kill();
         }
         let _ = std::fs::remove_dir_all(&self.profile);
+    }
+}
+
+/// Why chromedriver did not start, and whether it exited (worth another try).
+#[derive(Debug)]
+struct DriverError(String, bool);
+
+impl DriverError {
+    fn is_exited(&self) -> bool {
+        self.1
+    }
+}
+
+impl std::fmt::Display for DriverError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
     }
 }
 
