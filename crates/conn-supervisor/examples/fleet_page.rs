@@ -31,6 +31,9 @@ usage: fleet_page [--encoders N] [--settle SECS] [--problem SECS] [--out PATH]
                    (a stream failing, a reboot), so the picture shows one (default 0)
   --out PATH       where to write the PNG (default: no screenshot)
   --measure SECS   also measure the live updates for SECS seconds and print the numbers
+
+`cargo xtask screenshot` with no argument writes docs/fleet-page.png; `--release` (to
+the xtask) builds this program optimised.
 ";
 
 #[derive(Debug)]
@@ -73,7 +76,6 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
                         .ok_or(format!("--out needs a path\n{USAGE}"))?,
                 )
             }
-            "-h" | "--help" => return Err(USAGE.to_string()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
     }
@@ -81,6 +83,10 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
 }
 
 fn main() -> ExitCode {
+    if std::env::args().any(|a| a == "-h" || a == "--help") {
+        print!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
     let args = match parse(std::env::args().skip(1)) {
         Ok(a) => a,
         Err(e) => {
