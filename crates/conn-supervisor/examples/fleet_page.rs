@@ -135,14 +135,19 @@ async fn run(args: Args) -> Result<(), String> {
         "demo: {} encoders, admin http://{addr}/",
         demo.config.encoders.len()
     );
-    let result = capture(&args, &installed, addr).await;
+    let result = capture(&args, &installed, addr, &fleet).await;
     server.abort();
     fleet.shutdown(Duration::from_secs(5)).await;
     demo.stop().await;
     result
 }
 
-async fn capture(args: &Args, installed: &Installed, addr: SocketAddr) -> Result<(), String> {
+async fn capture(
+    args: &Args,
+    installed: &Installed,
+    addr: SocketAddr,
+    fleet: &Fleet,
+) -> Result<(), String> {
     let browser = Browser::start(installed, args.width, args.height).await?;
     let result = async {
         browser.goto(&format!("http://{addr}/")).await?;
@@ -175,7 +180,7 @@ async fn capture(args: &Args, installed: &Installed, addr: SocketAddr) -> Result
             eprintln!("screenshot: {}", out.display());
         }
         if let Some(window) = args.measure {
-            measure(&browser, addr, window).await?;
+            measure(&browser, addr, window, fleet).await?;
         }
         Ok(())
     }
@@ -185,11 +190,60 @@ async fn capture(args: &Args, installed: &Installed, addr: SocketAddr) -> Result
 }
 
 /// Prints the sizes of the events and the page's render times.
+/// A server with the page's routes whose `/api/events` replays `snapshot`, then one
+/// `update` a second later, then stays quiet.
+async fn replay_server(
+    fleet: Fleet,
+    snapshot: String,
+    update: String,
+) -> Result<SocketAddr, String> {
+    use axum::response::sse::{Event, Sse};
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| format!("replay listener: {e}"))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| format!("replay listener: {e}"))?;
+    let events = std::sync::Arc::new([("snapshot", snapshot), ("update", update)]);
+    let replay = move || {
+        let events = events.clone();
+        async move {
+            let stream = futures_util::stream::unfold(0usize, move |i| {
+                let events = events.clone();
+                async move {
+                    let Some((name, data)) = events.get(i) else {
+                        return std::future::pending().await;
+                    };
+                    if i > 0 {
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                    let event = Event::default().event(*name).data(data.as_str());
+                    Some((Ok::<_, std::convert::Infallible>(event), i + 1))
+                }
+            });
+            Sse::new(stream)
+        }
+    };
+    let app = axum::Router::new()
+        .route("/api/events", axum::routing::get(replay))
+        .fallback_service(admin::router(fleet));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok(addr)
+}
+
 fn n_tiles(stats: &serde_json::Value) -> u64 {
     stats["tiles"].as_u64().unwrap_or(0)
 }
 
-async fn measure(browser: &Browser, addr: SocketAddr, window: Duration) -> Result<(), String> {
+/// The live updates as a plain client sees them for `window`, and the page's render
+/// times: live (with the demo sharing the machine), then replayed to a fresh page from
+/// a quiet server (the fleet stopped), which measures the browser alone.
+async fn measure(
+    browser: &Browser,
+    addr: SocketAddr,
+    window: Duration,
+    fleet: &Fleet,
+) -> Result<(), String> {
     let live = browser.eval("return window.fleetPage").await?;
     let mut stream = TcpStream::connect(addr)
         .await
@@ -201,6 +255,7 @@ async fn measure(browser: &Browser, addr: SocketAddr, window: Duration) -> Resul
         .map_err(|e| format!("events: {e}"))?;
     let mut lines = BufReader::new(stream).lines();
     let mut sizes: Vec<(String, usize, usize)> = Vec::new();
+    let mut kept: Vec<(String, String)> = Vec::new();
     let mut first_at = None;
     let end = Instant::now() + window;
     let mut name = String::new();
@@ -216,27 +271,47 @@ async fn measure(browser: &Browser, addr: SocketAddr, window: Duration) -> Resul
                 .ok()
                 .and_then(|v| v["encoders"].as_array().map(Vec::len))
                 .unwrap_or(0);
-            sizes.push((std::mem::take(&mut name), data.len(), encoders));
+            sizes.push((name.clone(), data.len(), encoders));
+            kept.push((std::mem::take(&mut name), data.to_string()));
         }
     }
-    // Fresh pages: the snapshot's render alone, three times (the least is the one
-    // least disturbed by the demo sharing the machine).
+    // The browser alone: the fleet stops, and a quiet server replays the snapshot and
+    // the median update to a fresh page, three times.
+    fleet.shutdown(Duration::from_secs(5)).await;
+    let snapshot_data = kept
+        .iter()
+        .find(|(n, _)| n == "snapshot")
+        .map(|k| k.1.clone());
+    let mut update_data: Vec<&String> = kept
+        .iter()
+        .filter(|(n, _)| n == "update")
+        .map(|k| &k.1)
+        .collect();
+    update_data.sort_by_key(|d| d.len());
+    let update_data = update_data.get(update_data.len() / 2).map(|d| (*d).clone());
+    let replay = replay_server(
+        fleet.clone(),
+        snapshot_data.unwrap_or_default(),
+        update_data.unwrap_or_default(),
+    )
+    .await?;
     let mut fresh = Vec::new();
     for _ in 0..3 {
-        browser.goto(&format!("http://{addr}/")).await?;
+        browser.goto(&format!("http://{replay}/")).await?;
         let s = browser
             .wait_for(
-                "the snapshot rendered",
+                "the replayed update rendered",
                 Duration::from_secs(60),
-                "const s = window.fleetPage; return s.snapshots > 0 ? s : null",
+                "const s = window.fleetPage; return s.updates > 0 && s.renders > 0 ? s : null",
             )
             .await?;
-        fresh.push((
-            s["lastParseMs"].as_f64().unwrap_or(f64::NAN),
-            s["snapshotRenderMs"].as_f64().unwrap_or(f64::NAN),
-        ));
+        let ms = |k: &str| s[k].as_f64().unwrap_or(f64::NAN);
+        fresh.push((ms("snapshotRenderMs"), ms("lastRenderMs")));
     }
-    fresh.sort_by(|a, b| a.1.total_cmp(&b.1));
+    let mut snapshot_ms: Vec<f64> = fresh.iter().map(|f| f.0).collect();
+    snapshot_ms.sort_by(f64::total_cmp);
+    let mut update_ms: Vec<f64> = fresh.iter().map(|f| f.1).collect();
+    update_ms.sort_by(f64::total_cmp);
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
 
     let snapshot = sizes.iter().find(|(n, _, _)| n == "snapshot");
@@ -274,15 +349,18 @@ async fn measure(browser: &Browser, addr: SocketAddr, window: Duration) -> Resul
     sorted.sort_by(f64::total_cmp);
     let fmt = |v: Option<&f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
     println!(
-        "| page: snapshot parse, render ({} tiles; least / median / most of 3 loads) | {:.1} ms parse; {} / {} / {} ms render |",
+        "| page, quiet server: render of the snapshot ({} tiles; least / median / most of 3) | {:.1} / {:.1} / {:.1} ms |",
         n_tiles(&live),
-        fresh[0].0,
-        fmt(fresh.first().map(|f| &f.1)),
-        fmt(fresh.get(1).map(|f| &f.1)),
-        fmt(fresh.last().map(|f| &f.1)),
+        snapshot_ms[0],
+        snapshot_ms[1],
+        snapshot_ms[2],
     );
     println!(
-        "| page: render of an update (last {} over the settle time) | median {} ms, 90th {} ms, most {} ms |",
+        "| page, quiet server: render of the median update (least / median / most of 3) | {:.1} / {:.1} / {:.1} ms |",
+        update_ms[0], update_ms[1], update_ms[2],
+    );
+    println!(
+        "| page, live: render of an update (last {} over the settle time) | median {} ms, 90th {} ms, most {} ms |",
         sorted.len(),
         fmt(sorted.get(sorted.len() / 2)),
         fmt(sorted.get(sorted.len().saturating_sub(1) * 9 / 10)),
