@@ -136,14 +136,7 @@ impl Demo {
         let chaos = tokio::spawn(chaos(sims.clone(), speed));
         Ok(Self {
             sims,
-            config: FleetConfig {
-                admin_listen,
-                admin: Default::default(),
-                cluster: None,
-                defaults: tunables,
-                encoders,
-                warnings: Vec::new(),
-            },
+            config: FleetConfig::new(admin_listen, tunables, encoders),
             chaos,
         })
     }

@@ -24,6 +24,7 @@ use tokio::{
 };
 
 use crate::{
+    changes::Changes,
     config::{EncoderConfig, FleetConfig, Tunables},
     observer::FleetObserver,
     report::{ConnectionView, EncoderView, PoolView, ViewParts},
@@ -57,6 +58,8 @@ pub(crate) struct Shared {
     observer: Arc<FleetObserver>,
     encoders: Mutex<BTreeMap<String, Running>>,
     ready: AtomicBool,
+    /// Which encoders' views may have changed (the fleet page's live updates).
+    pub(crate) changes: Changes,
 }
 
 struct Running {
@@ -107,6 +110,7 @@ impl Fleet {
                 observer,
                 encoders: Mutex::new(BTreeMap::new()),
                 ready: AtomicBool::new(false),
+                changes: Changes::default(),
             }),
         })
     }
@@ -174,6 +178,7 @@ impl Fleet {
         };
         let task = tokio::spawn(supervise::run(task, stop_rx));
         tracing::info!(encoder_id = %id, url = %config.device.url(), "supervising");
+        s.changes.touch(&config.id);
         encoders.insert(
             config.id.clone(),
             Running {
@@ -214,6 +219,8 @@ impl Fleet {
         s.warmup.stop_warmup(&encoder).await;
         s.checker.remove_encoder(&encoder);
         s.metrics.remove_encoder(&encoder);
+        // After the loop has stopped, so that no mark of it comes after this.
+        s.changes.forget(id);
         tracing::info!(encoder_id = %encoder, reason = "stopped", "no longer supervised");
     }
 
@@ -273,6 +280,7 @@ impl Fleet {
             }
         }
         tracing::info!(encoder_id = %encoder, reason = "manual", connections = ?cooled, "manual cooldown");
+        self.shared.changes.touch(id);
         Some(cooled)
     }
 
@@ -302,6 +310,7 @@ impl Fleet {
         }
         // The loop exports the new status and checks at once.
         wake.notify_one();
+        self.shared.changes.touch(id);
         Some(held)
     }
 
@@ -357,6 +366,11 @@ impl Fleet {
                 .collect(),
             load: s.thermal.encoder_load(&encoder),
         })
+    }
+
+    /// Which encoders' views may have changed, for readers that follow the fleet.
+    pub fn changes(&self) -> &Changes {
+        &self.shared.changes
     }
 
     /// The metric families.

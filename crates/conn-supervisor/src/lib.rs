@@ -2,6 +2,7 @@
 //! admin API, wired from the library crates.
 
 pub mod admin;
+pub mod changes;
 pub mod check;
 pub mod cli;
 pub mod commands;

@@ -288,6 +288,7 @@ impl EncoderTask {
         if let Some(up) = reachable {
             m.set_encoder_up(id, up);
         }
+        self.shared.changes.touch(id.as_str());
         if let Some(r) = health.as_ref().map(|h| *h.readings()) {
             if let Some(state) = r.stream() {
                 m.set_stream_state(id, state);

@@ -219,7 +219,10 @@ async fn temperature_steps_are_pushed_without_anyone_polling_state() {
     // Each step is pushed as it happens; on a loaded machine a wait may find two steps
     // folded into one event, so the steps rise from 40 °C without being consecutive.
     assert!(temps.len() >= 2, "{temps:?}");
-    assert!(temps[0] > 40 && temps.windows(2).all(|w| w[1] > w[0]), "{temps:?}");
+    assert!(
+        temps[0] > 40 && temps.windows(2).all(|w| w[1] > w[0]),
+        "{temps:?}"
+    );
 }
 
 #[tokio::test]

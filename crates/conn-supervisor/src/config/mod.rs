@@ -134,6 +134,19 @@ pub struct FleetConfig {
 }
 
 impl FleetConfig {
+    /// A configuration built in code (the demo, tests, embedders): these encoders and
+    /// defaults, no admin token or TLS, no cluster, no warnings.
+    pub fn new(admin_listen: SocketAddr, defaults: Tunables, encoders: Vec<EncoderConfig>) -> Self {
+        Self {
+            admin_listen,
+            defaults,
+            encoders,
+            admin: AdminSettings::default(),
+            cluster: None,
+            warnings: Vec::new(),
+        }
+    }
+
     /// Reads and validates a configuration file, and logs its warnings.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let config = Self::read(path)?;

@@ -1,34 +1,77 @@
-//! The admin HTTP API (axum): metrics, liveness, readiness, encoder state, manual
-//! cooling. Bound to loopback unless configured otherwise.
+//! The admin HTTP API (axum): the fleet page, metrics, liveness, readiness, encoder
+//! state and its live updates, manual cooling, hold. Bound to loopback unless
+//! configured otherwise.
 
-use std::future::Future;
+mod events;
+mod origin;
+mod page;
+
+use std::{future::Future, sync::Arc};
 
 use axum::{
-    extract::{Path, State},
+    extract::{FromRef, Path, State},
     http::{header, StatusCode},
     response::{IntoResponse, Response},
     routing::{get, post},
     Json, Router,
 };
 use conn_metrics::HeloMetrics;
-use tokio::net::TcpListener;
+use tokio::{
+    net::TcpListener,
+    sync::{watch, Semaphore},
+};
 
 use crate::fleet::Fleet;
 
+use self::events::EventsConfig;
+
 const INDEX: &str = "conn-supervisor admin\n\n\
+GET  /                              the fleet page (in a browser)\n\
 GET  /metrics                       Prometheus metrics\n\
 GET  /healthz                       process alive\n\
 GET  /readyz                        configuration loaded, loops running\n\
 GET  /api/encoders                  every encoder: health, temperatures, pool, cooling\n\
 GET  /api/encoders/{id}             one encoder\n\
+GET  /api/events                    the same, live (server-sent events)\n\
 POST /api/encoders/{id}/cooldown    cool its connections now (reason \"manual\")\n\
 POST /api/encoders/{id}/hold        pause reconciliation (maintenance)\n\
 DELETE /api/encoders/{id}/hold      resume it\n";
 
-/// The admin routes over `fleet`.
+/// What the handlers share.
+#[derive(Clone)]
+struct AdminState {
+    fleet: Fleet,
+    events: EventsConfig,
+    /// Turns `true` when the server shuts down: event streams end, so that open pages
+    /// do not hold up a graceful shutdown.
+    closing: watch::Receiver<bool>,
+    /// Open event streams, at most [`MAX_EVENT_STREAMS`].
+    streams: Arc<Semaphore>,
+}
+
+/// Event streams open at once: a handful of pages is the use; each costs a view
+/// comparison per second, so their number is bounded too.
+const MAX_EVENT_STREAMS: usize = 64;
+
+impl FromRef<AdminState> for Fleet {
+    fn from_ref(state: &AdminState) -> Self {
+        state.fleet.clone()
+    }
+}
+
+/// The admin routes over `fleet`. Its event streams end only when their clients
+/// leave; [`serve`] also ends them when it shuts down.
 pub fn router(fleet: Fleet) -> Router {
+    // A dropped sender means "never closing" to the streams.
+    let (_, never) = watch::channel(false);
+    routes(fleet, EventsConfig::default(), never)
+}
+
+fn routes(fleet: Fleet, events: EventsConfig, closing: watch::Receiver<bool>) -> Router {
     Router::new()
-        .route("/", get(|| async { INDEX }))
+        .route("/", get(page::index))
+        .route("/assets/{name}", get(page::asset))
+        .route("/api/events", get(live))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
@@ -36,7 +79,13 @@ pub fn router(fleet: Fleet) -> Router {
         .route("/api/encoders/{id}", get(encoder))
         .route("/api/encoders/{id}/cooldown", post(cooldown))
         .route("/api/encoders/{id}/hold", post(hold).delete(release))
-        .with_state(fleet)
+        .layer(axum::middleware::from_fn(origin::same_origin_actions))
+        .with_state(AdminState {
+            fleet,
+            events,
+            closing,
+            streams: Arc::new(Semaphore::new(MAX_EVENT_STREAMS)),
+        })
 }
 
 /// Serves the admin API on `listener` until `shutdown` completes.
@@ -45,9 +94,26 @@ pub async fn serve(
     fleet: Fleet,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(fleet))
-        .with_graceful_shutdown(shutdown)
+    let (closing, closed) = watch::channel(false);
+    axum::serve(listener, routes(fleet, EventsConfig::default(), closed))
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = closing.send(true);
+        })
         .await
+}
+
+async fn live(State(state): State<AdminState>) -> Response {
+    let Ok(permit) = state.streams.try_acquire_owned() else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({
+                "error": format!("too many event streams (at most {MAX_EVENT_STREAMS})")
+            })),
+        )
+            .into_response();
+    };
+    events::sse(state.fleet, state.events, state.closing, permit).into_response()
 }
 
 async fn metrics(State(fleet): State<Fleet>) -> Response {
