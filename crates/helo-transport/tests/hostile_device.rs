@@ -65,16 +65,17 @@ async fn a_100_kb_device_error_becomes_a_bounded_error() {
     .await;
     let conn = connect(&sim).await;
     // The temperature is read-only: the device answers 400 with its error text.
-    let err = conn
-        .set_param(names::TEMPERATURE, "20")
-        .await
-        .unwrap_err();
+    let err = conn.set_param(names::TEMPERATURE, "20").await.unwrap_err();
     assert!(err.is_rejected(), "{err:.200}");
     assert_printable(&err);
     let HeloError::Rejected { message, .. } = &err else {
         unreachable!()
     };
-    assert!(message.len() <= DEVICE_TEXT_MAX + '…'.len_utf8(), "{}", message.len());
+    assert!(
+        message.len() <= DEVICE_TEXT_MAX + '…'.len_utf8(),
+        "{}",
+        message.len()
+    );
     assert!(message.ends_with('…'), "{message}");
     // The connection is still good: an answer, however long, is an answer.
     conn.get_param(names::SYS_NAME).await.unwrap();
@@ -88,10 +89,7 @@ async fn control_characters_and_pipes_in_device_errors_are_escaped() {
     })
     .await;
     let conn = connect(&sim).await;
-    let err = conn
-        .set_param(names::TEMPERATURE, "20")
-        .await
-        .unwrap_err();
+    let err = conn.set_param(names::TEMPERATURE, "20").await.unwrap_err();
     assert_printable(&err);
     assert!(
         err.to_string()
@@ -189,7 +187,11 @@ async fn requests_beyond_the_budget_fail_fast_unsent_and_counted() {
     assert_eq!(Outcome::of(&err), Outcome::Shed);
     assert!(!b.is_closed(), "a refusal on our side breaks nothing");
     assert_eq!(device.budget_refused(), 1);
-    assert_eq!(sim.request_count(RequestKind::Get), 5, "the refused one was not sent");
+    assert_eq!(
+        sim.request_count(RequestKind::Get),
+        5,
+        "the refused one was not sent"
+    );
     let wait = err.retry_after().unwrap();
     assert!(wait <= Duration::from_secs(1), "{wait:?}");
     tokio::time::sleep(wait).await;
