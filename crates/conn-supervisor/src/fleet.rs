@@ -139,8 +139,11 @@ impl Fleet {
             },
         );
         let mirror = if config.tunables.events {
-            match DeviceStateMirror::for_device(device, MirrorConfig::default(), s.observer.clone())
-            {
+            match DeviceStateMirror::for_device(
+                device.clone(),
+                MirrorConfig::default(),
+                s.observer.clone(),
+            ) {
                 Ok(m) => {
                     s.checker.attach_mirror(&id, m.subscribe());
                     Some(m)
@@ -166,6 +169,7 @@ impl Fleet {
         let task = EncoderTask {
             id: id.clone(),
             config: config.clone(),
+            device,
             shared: self.shared.clone(),
             supervision: supervision.clone(),
             wake: wake.clone(),

@@ -16,14 +16,16 @@ use tokio::time::Instant;
 
 /// Default sustained budget: requests per minute to one device, all sources together.
 ///
-/// A healthy encoder at default settings makes about 10 a minute (a health check
-/// every 30 s, three warm connections pinged every 20 s, one event long poll held for
-/// 50 s); an unhealthy one without an event API, checked every 5 s, about 100. The
-/// budget is six times that, so it only ever refuses a loop gone wrong.
+/// Measured against helo-sim (`tests/request_budget.rs`): a healthy encoder at the
+/// supervisor's default settings makes about 15 a minute (a health check every 30 s
+/// answered from the event mirror, three warm connections pinged every 20 s, one long
+/// poll held for 50 s); one without an event API about 22; the busiest, a critical
+/// encoder without an event API (every value polled every 5 s, recovery in rounds),
+/// about 85. The budget is seven times that, so it only ever refuses a loop gone wrong.
 pub const DEFAULT_REQUEST_BUDGET_PER_MINUTE: u32 = 600;
 /// Default burst: requests one device may get at once before the sustained rate
-/// applies (start-up: warm-ups, the mirror's connect and seeding reads, the first
-/// health check, all within a second or two — about 20).
+/// applies. Start-up (warm-ups, the mirror's connect and seeding reads, the first
+/// health check) takes about 20 in its first seconds.
 pub const DEFAULT_REQUEST_BUDGET_BURST: u32 = 100;
 
 /// How many requests one device may be sent: `per_minute` sustained, with up to
