@@ -461,6 +461,13 @@ impl Device {
         (!remaining.is_zero()).then_some(remaining)
     }
 
+    /// Ends a login lockout now, so the next login is sent: for an operator who fixed
+    /// the password on the device itself (a changed configuration builds a new
+    /// `Device`, which has none).
+    pub fn clear_login_lockout(&self) {
+        self.lock_session().lockout = None;
+    }
+
     /// The refusal to answer in place of a login, while the lockout lasts.
     pub(crate) fn locked_login(&self) -> Option<AuthFailure> {
         let s = self.lock_session();
@@ -574,6 +581,31 @@ mod tests {
         assert_eq!(
             (cfg.max_queued(), cfg.queue_timeout()),
             (1, Duration::from_millis(600))
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lockout_ends_by_itself_or_when_cleared() {
+        let dev = Device::new(
+            DeviceConfig::from_url("enc", "h")
+                .unwrap()
+                .with_login_lockout(Duration::from_secs(60)),
+        );
+        assert_eq!(dev.config().login_lockout(), Duration::from_secs(60));
+        let refusal = AuthFailure::WrongPassword {
+            message: "no".into(),
+        };
+        dev.lock_logins(refusal.clone());
+        assert_eq!(dev.locked_login(), Some(refusal.clone()));
+        tokio::time::advance(Duration::from_secs(60)).await;
+        assert_eq!((dev.locked_login(), dev.login_locked_for()), (None, None));
+        dev.lock_logins(refusal);
+        assert!(dev.login_locked_for().is_some());
+        dev.clear_login_lockout();
+        assert_eq!((dev.locked_login(), dev.login_locked_for()), (None, None));
+        assert_eq!(
+            DeviceConfig::from_url("enc", "h").unwrap().login_lockout(),
+            DEFAULT_LOGIN_LOCKOUT
         );
     }
 
