@@ -16,12 +16,13 @@ use tokio::time::Instant;
 
 /// Default sustained budget: requests per minute to one device, all sources together.
 ///
-/// Measured against helo-sim (`tests/request_budget.rs`): a healthy encoder at the
-/// supervisor's default settings makes about 15 a minute (a health check every 30 s
-/// answered from the event mirror, three warm connections pinged every 20 s, one long
-/// poll held for 50 s); one without an event API about 22; the busiest, a critical
-/// encoder without an event API (every value polled every 5 s, recovery in rounds),
-/// about 85. The budget is seven times that, so it only ever refuses a loop gone wrong.
+/// Measured against helo-sim over two minutes at the supervisor's default settings: a
+/// healthy encoder makes about 14 a minute (a health check every 30 s answered from
+/// the event mirror, three warm connections pinged every 20 s, one long poll held for
+/// 50 s); one without an event API about 23; one whose stream fails and is recovered
+/// about 34; the busiest, a critical encoder without an event API (every value polled
+/// every 5 s, recovery in rounds), about 97. The budget is six times that, so it only
+/// ever refuses a loop gone wrong (`tests/request_budget.rs` keeps these in check).
 pub const DEFAULT_REQUEST_BUDGET_PER_MINUTE: u32 = 600;
 /// Default burst: requests one device may get at once before the sustained rate
 /// applies. Start-up (warm-ups, the mirror's connect and seeding reads, the first

@@ -481,10 +481,13 @@ impl Device {
         if lockout.is_zero() {
             return;
         }
-        self.lock_session().lockout = Some(Lockout {
-            until: Instant::now() + lockout,
-            failure,
-        });
+        let now = Instant::now();
+        // Any length is accepted from configuration; one past the clock's range is
+        // as good as a year.
+        let until = now
+            .checked_add(lockout)
+            .unwrap_or(now + Duration::from_secs(365 * 86_400));
+        self.lock_session().lockout = Some(Lockout { until, failure });
     }
 
     /// Takes one request's place in the device's budget, or says how long until one

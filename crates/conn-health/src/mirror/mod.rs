@@ -16,6 +16,10 @@ use crate::{error::HealthError, observer::HealthObserver, status::EncoderId};
 
 pub use self::state::{DeviceState, MirrorStatus, Reading};
 
+/// The largest [`MirrorConfig::min_poll_gap`]: event connections unused for about a
+/// minute expire, so polls must follow each other well within that.
+const MAX_MIN_POLL_GAP: Duration = Duration::from_secs(10);
+
 /// Settings of a [`DeviceStateMirror`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct MirrorConfig {
@@ -27,7 +31,7 @@ pub struct MirrorConfig {
     /// a device that fails or answers at once in a loop stays backed off.
     pub backoff: Backoff,
     /// Least time from the start of one long poll to the start of the next (default
-    /// 250 ms). A device that holds its polls, as the protocol says, is never
+    /// 250 ms, at most 10 s). A device that holds its polls, as the protocol says, is never
     /// delayed by it (its previous poll started long ago), so a change still shows
     /// within this time; one that answers at once gets at most one poll per gap.
     pub min_poll_gap: Duration,
@@ -63,10 +67,10 @@ impl MirrorConfig {
                 "the mirror's backoff base must be greater than zero",
             ));
         }
-        if self.min_poll_gap.is_zero() {
-            return Err(HealthError::config(
-                "the mirror's min_poll_gap must be greater than zero",
-            ));
+        if self.min_poll_gap.is_zero() || self.min_poll_gap > MAX_MIN_POLL_GAP {
+            return Err(HealthError::config(format!(
+                "the mirror's min_poll_gap must be greater than zero and at most {MAX_MIN_POLL_GAP:?} (an event connection unused for about a minute expires)"
+            )));
         }
         if self.auth_failed_pause.is_zero() {
             return Err(HealthError::config(

@@ -294,6 +294,10 @@ fn invalid_config_is_refused() {
             ..MirrorConfig::default()
         },
         MirrorConfig {
+            min_poll_gap: Duration::from_secs(11),
+            ..MirrorConfig::default()
+        },
+        MirrorConfig {
             auth_failed_pause: Duration::ZERO,
             ..MirrorConfig::default()
         },
