@@ -49,7 +49,10 @@ pub struct PoolConfig {
     /// Jitter fraction (0 ≤ j ≤ 1) of each retry delay: 1 draws it anywhere below its
     /// ceiling (full jitter), 0 always waits the ceiling. Default 1.
     pub backoff_jitter: f64,
-    /// Retry delay after the device refused the password. Default 10 min.
+    /// Retry delay after the device refused the password, when the device has no
+    /// login lockout of its own running ([`helo_transport::Device::login_locked_for`]:
+    /// the pool then waits exactly for its end, as every other login source does).
+    /// Default [`helo_transport::DEFAULT_LOGIN_LOCKOUT`], 10 min.
     pub auth_failed_backoff: Duration,
     /// Time for one warmup: connect, log in and validate. Default 10 s.
     pub warmup_timeout: Duration,
@@ -72,7 +75,7 @@ impl Default for PoolConfig {
             backoff_base: Duration::from_secs(1),
             backoff_max: Duration::from_secs(60),
             backoff_jitter: 1.0,
-            auth_failed_backoff: Duration::from_secs(600),
+            auth_failed_backoff: helo_transport::DEFAULT_LOGIN_LOCKOUT,
             warmup_timeout: Duration::from_secs(10),
             ping_timeout: Duration::from_secs(5),
             max_in_flight_per_encoder: 4,

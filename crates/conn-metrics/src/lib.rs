@@ -32,6 +32,7 @@
 //! Label values (encoder names, connection ids, reasons) are taken as they come and
 //! never cause a panic; label counts are fixed by the types.
 
+mod budget;
 mod device;
 mod error;
 mod family;
@@ -45,6 +46,7 @@ mod thermal;
 mod warmup;
 
 pub use self::{
+    budget::BudgetMetrics,
     device::DeviceMetrics,
     error::MetricsError,
     health::ConnectionHealthMetrics,

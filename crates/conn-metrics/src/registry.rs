@@ -9,6 +9,7 @@ use helo_transport::ConnectionId;
 use prometheus::{Histogram, HistogramOpts, Registry, TextEncoder};
 
 use crate::{
+    budget::{BudgetFamilies, BudgetMetrics},
     device::{DeviceFamilies, DeviceMetrics},
     error::MetricsError,
     family::EncoderSeries,
@@ -23,7 +24,8 @@ use crate::{
 ///
 /// Cheap to clone (an `Arc` inside); hand clones, or the typed handles from
 /// [`health`](Self::health), [`thermal`](Self::thermal), [`warmup`](Self::warmup),
-/// [`requests`](Self::requests) and [`device`](Self::device), to whoever records.
+/// [`requests`](Self::requests), [`device`](Self::device) and [`budget`](Self::budget),
+/// to whoever records.
 /// The process-wide default registry of the `prometheus` crate is never used.
 ///
 /// Series are created on first use and live until [`remove_connection`] or
@@ -45,6 +47,7 @@ pub(crate) struct Inner {
     pub(crate) warmup: WarmupFamilies,
     pub(crate) requests: RequestFamilies,
     pub(crate) device: DeviceFamilies,
+    pub(crate) budget: BudgetFamilies,
     /// Registered on first use, so a registry of a library user stays as it was.
     check_lateness: OnceLock<Option<Histogram>>,
     /// The stable `connection_id` label of each live connection.
@@ -77,6 +80,7 @@ impl HeloMetrics {
             warmup: WarmupFamilies::register(&registry)?,
             requests: RequestFamilies::register(&registry)?,
             device: DeviceFamilies::register(&registry)?,
+            budget: BudgetFamilies::register(&registry)?,
             registry,
         };
         Ok(Self {
@@ -131,6 +135,11 @@ impl HeloMetrics {
     /// Device temperature, replicator states, recovery actions and `up`.
     pub fn device(&self) -> DeviceMetrics {
         DeviceMetrics::new(self.clone())
+    }
+
+    /// Requests refused by an encoder's request budget.
+    pub fn budget(&self) -> BudgetMetrics {
+        BudgetMetrics::new(self.clone())
     }
 
     /// How late health checks start against their schedule (fleet-wide, no labels):
@@ -208,12 +217,13 @@ impl HeloMetrics {
 
 impl Inner {
     fn families(&self) -> Vec<&dyn EncoderSeries> {
-        let mut all: Vec<&dyn EncoderSeries> = Vec::with_capacity(18);
+        let mut all: Vec<&dyn EncoderSeries> = Vec::with_capacity(19);
         all.extend(self.health.all());
         all.extend(self.thermal.all());
         all.extend(self.warmup.all());
         all.extend(self.requests.all());
         all.extend(self.device.all());
+        all.extend(self.budget.all());
         all
     }
 }

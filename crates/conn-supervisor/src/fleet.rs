@@ -143,8 +143,11 @@ impl Fleet {
             },
         );
         let mirror = if config.tunables.events {
-            match DeviceStateMirror::for_device(device, MirrorConfig::default(), s.observer.clone())
-            {
+            match DeviceStateMirror::for_device(
+                device.clone(),
+                MirrorConfig::default(),
+                s.observer.clone(),
+            ) {
                 Ok(m) => {
                     s.checker.attach_mirror(&id, m.subscribe());
                     Some(m)
@@ -170,6 +173,7 @@ impl Fleet {
         let task = EncoderTask {
             id: id.clone(),
             config: config.clone(),
+            device,
             shared: self.shared.clone(),
             supervision: supervision.clone(),
             wake: wake.clone(),

@@ -13,7 +13,7 @@ use conn_health::{
     ReconcileEvent, StatusLevel, SupervisionEvent,
 };
 use conn_metrics::MetricsLayer;
-use helo_transport::{names, HeloClientExt};
+use helo_transport::{names, Device, HeloClientExt};
 use tokio::{
     sync::{watch, Notify},
     time::Instant,
@@ -29,6 +29,8 @@ use crate::{
 pub(crate) struct EncoderTask {
     pub(crate) id: EncoderId,
     pub(crate) config: EncoderConfig,
+    /// The encoder's shared device state (session, login lockout, request budget).
+    pub(crate) device: Device,
     pub(crate) shared: Arc<Shared>,
     /// The library's state of this encoder; the admin API reads it and sets the hold.
     pub(crate) supervision: Arc<Mutex<EncoderSupervision>>,
@@ -281,6 +283,15 @@ impl EncoderTask {
             (report.status, report.last_health, report.reachable)
         };
         let id = &self.id;
+        // The first call (the loop's start) creates the series at 0.
+        let budget = self.shared.metrics.budget();
+        let refused = self.device.budget_refused();
+        let before = budget.refused(id).get();
+        budget.record_refused_total(id, refused);
+        if refused > before {
+            tracing::warn!(encoder_id = %id, reason = "request_budget", refused = refused - before,
+                budget = ?self.device.config().request_budget(), "request budget used up; requests not sent");
+        }
         let m = self.shared.metrics.device();
         m.set_encoder_status(id, status.level.as_str());
         m.set_encoder_health_score(id, status.health_score);

@@ -180,6 +180,21 @@ pub enum HeloError {
         /// The cap.
         limit: usize,
     },
+    /// The device's request budget
+    /// ([`DeviceConfig::request_budget`](crate::DeviceConfig::request_budget)) is used
+    /// up: the request was not sent. Says something on this side sends more than the
+    /// device should be asked, not that the device failed.
+    #[error("{device}: {request}: request budget of {per_minute}/min used up; not sent (next in {retry_in:?})")]
+    BudgetExhausted {
+        /// The device.
+        device: DeviceName,
+        /// The request.
+        request: String,
+        /// The configured budget, requests per minute.
+        per_minute: u32,
+        /// Time until the budget allows one more request.
+        retry_in: Duration,
+    },
     /// A configuration value is invalid (bad URL, zero timeout …).
     #[error("{device}: invalid configuration: {detail}")]
     InvalidConfig {
@@ -209,6 +224,7 @@ impl HeloError {
             | Self::Status { device, .. }
             | Self::Protocol { device, .. }
             | Self::BodyTooLarge { device, .. }
+            | Self::BudgetExhausted { device, .. }
             | Self::InvalidConfig { device, .. } => device,
         }
     }
@@ -225,7 +241,8 @@ impl HeloError {
             | Self::Unavailable { request, .. }
             | Self::Status { request, .. }
             | Self::Protocol { request, .. }
-            | Self::BodyTooLarge { request, .. } => request,
+            | Self::BodyTooLarge { request, .. }
+            | Self::BudgetExhausted { request, .. } => request,
             Self::InvalidConfig { .. } => "",
         }
     }
@@ -244,6 +261,9 @@ impl HeloError {
             Self::Status { .. } | Self::Protocol { .. } | Self::BodyTooLarge { .. } => {
                 Outcome::Protocol
             }
+            // Refused before it reached the device, like load shedding: never held
+            // against the device.
+            Self::BudgetExhausted { .. } => Outcome::Shed,
             Self::InvalidConfig { .. } => Outcome::Other,
         }
     }
@@ -317,10 +337,17 @@ impl HeloError {
         matches!(self, Self::Protocol { .. } | Self::BodyTooLarge { .. })
     }
 
-    /// How long the device asked us to wait, when it said.
+    /// The device's request budget was used up; the request was not sent.
+    pub fn is_budget_exhausted(&self) -> bool {
+        matches!(self, Self::BudgetExhausted { .. })
+    }
+
+    /// How long to wait before asking again, when known: the device's `Retry-After`,
+    /// or the time until the request budget allows one more request.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Self::Unavailable { retry_after, .. } => *retry_after,
+            Self::BudgetExhausted { retry_in, .. } => Some(*retry_in),
             _ => None,
         }
     }

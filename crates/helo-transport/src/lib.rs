@@ -17,6 +17,7 @@
 //! ```
 
 mod backoff;
+mod budget;
 mod client_ext;
 mod config;
 mod connection;
@@ -36,11 +37,12 @@ mod wire;
 
 pub use self::{
     backoff::Backoff,
-    client_ext::HeloClientExt,
+    budget::{RequestBudget, DEFAULT_REQUEST_BUDGET_BURST, DEFAULT_REQUEST_BUDGET_PER_MINUTE},
+    client_ext::{HeloClientExt, HeloServiceError},
     config::{
         Device, DeviceConfig, DeviceName, Password, DEFAULT_CONNECT_TIMEOUT,
-        DEFAULT_EVENT_WAIT_TIMEOUT, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_QUEUED,
-        DEFAULT_QUEUE_TIMEOUT, DEFAULT_REQUEST_TIMEOUT,
+        DEFAULT_EVENT_WAIT_TIMEOUT, DEFAULT_LOGIN_LOCKOUT, DEFAULT_MAX_BODY_BYTES,
+        DEFAULT_MAX_QUEUED, DEFAULT_QUEUE_TIMEOUT, DEFAULT_REQUEST_TIMEOUT,
     },
     connection::{ConnectionId, HeloConnection, RequestClock},
     device_text::{bounded_text, device_text, DEVICE_TEXT_MAX},

@@ -25,7 +25,9 @@ pub enum Outcome {
     /// `rejected`: the device answered `400` (bad value, read-only parameter, expired
     /// event id); the caller's mistake, not the device's.
     Rejected,
-    /// `shed`: refused by a load-shedding layer before it reached the device.
+    /// `shed`: refused on this side before it reached the device: by a load-shedding
+    /// layer, or because the device's request budget was used up
+    /// ([`HeloError::BudgetExhausted`]).
     Shed,
     /// `queue_timeout`: waited too long for its turn on the connection; never sent.
     QueueTimeout,
@@ -64,7 +66,7 @@ impl Outcome {
     /// around a connection gives.
     ///
     /// Walks the `source()` chain, outermost first: a [`HeloError`] gives its own
-    /// outcome; an [`Overloaded`] (ours) or tower's `load_shed` `Overloaded` is
+    /// outcome (a used-up request budget is [`Shed`](Self::Shed)); an [`Overloaded`] (ours) or tower's `load_shed` `Overloaded` is
     /// [`Shed`](Self::Shed); tower's or tokio's `Elapsed` is
     /// [`Timeout`](Self::Timeout); an `io::Error` is a timeout or a connection error
     /// by its kind; anything else is [`Other`](Self::Other).
@@ -310,6 +312,15 @@ mod tests {
                     limit: 64,
                 },
                 Outcome::Protocol,
+            ),
+            (
+                HeloError::BudgetExhausted {
+                    device: dev(),
+                    request: req(),
+                    per_minute: 600,
+                    retry_in: Duration::from_millis(100),
+                },
+                Outcome::Shed,
             ),
             (
                 HeloError::InvalidConfig {

@@ -509,6 +509,9 @@ impl<T: PoolConn> EncoderSlot<T> {
             let mut st = self.lock();
             st.next_attempt_at = None;
         }
+        // An operator's "retry now" after a refused password means it: the device's
+        // login lockout, which every login source waits for, ends too.
+        self.device.clear_login_lockout();
         self.notify.notify_one();
     }
 
@@ -763,9 +766,13 @@ impl<T: PoolConn> EncoderSlot<T> {
                     st.failures = st.failures.saturating_add(1);
                     let wait = if e.is_wrong_password() {
                         // Retrying cannot fix a wrong password, and hammering the
-                        // login page of a small device helps no one.
+                        // login page of a small device helps no one. The device's
+                        // login lockout is the one clock every login source (pool,
+                        // mirror, checks) waits for; without one, our own backoff.
                         st.auth_failed = true;
-                        cfg.auth_failed_backoff
+                        self.device
+                            .login_locked_for()
+                            .unwrap_or(cfg.auth_failed_backoff)
                     } else {
                         st.auth_failed = false;
                         // A device that said when to come back (503 Retry-After) is

@@ -44,7 +44,8 @@ use crate::{
 /// `refill_interval`. While an encoder is unreachable it retries with exponential
 /// backoff and jitter, one connect per backoff period; a refused password
 /// (`HeloError::is_wrong_password`) marks it [`EncoderPoolState::AuthFailed`] at once
-/// and waits `auth_failed_backoff`.
+/// and waits for the device's login lockout to end (`auth_failed_backoff` when it has
+/// none), like every other source of logins to that device.
 ///
 /// Cloning is cheap and shares the pools.
 pub struct WarmupManager<C: Connector = HeloConnector> {
@@ -163,8 +164,8 @@ impl<C: Connector> WarmupManager<C> {
         }
     }
 
-    /// Cancels the backoff (also after a refused password, e.g. once the
-    /// configuration changed) and warms now.
+    /// Cancels the backoff (also after a refused password, e.g. once the password was
+    /// fixed on the device: the device's login lockout is cleared too) and warms now.
     pub fn retry_now(&self, encoder: &EncoderId) {
         if let Some(slot) = self.slot(encoder) {
             slot.retry_now();
