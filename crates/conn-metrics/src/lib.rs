@@ -32,6 +32,7 @@
 //! Label values (encoder names, connection ids, reasons) are taken as they come and
 //! never cause a panic; label counts are fixed by the types.
 
+mod cluster;
 mod device;
 mod error;
 mod family;
@@ -44,6 +45,7 @@ mod thermal;
 mod warmup;
 
 pub use self::{
+    cluster::ClusterMetrics,
     device::DeviceMetrics,
     error::MetricsError,
     health::ConnectionHealthMetrics,

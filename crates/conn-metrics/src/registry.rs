@@ -2,12 +2,13 @@
 
 use std::{
     fmt,
-    sync::{Arc, OnceLock},
+    sync::{Arc, Mutex, OnceLock, PoisonError},
 };
 
 use prometheus::{Histogram, HistogramOpts, Registry, TextEncoder};
 
 use crate::{
+    cluster::ClusterMetrics,
     device::{DeviceFamilies, DeviceMetrics},
     error::MetricsError,
     family::EncoderSeries,
@@ -45,6 +46,8 @@ pub(crate) struct Inner {
     pub(crate) device: DeviceFamilies,
     /// Registered on first use, so a registry of a library user stays as it was.
     check_lateness: OnceLock<Option<Histogram>>,
+    /// Registered when the node joins a cluster; `None` for a supervisor alone.
+    cluster: Mutex<Option<ClusterMetrics>>,
 }
 
 impl HeloMetrics {
@@ -67,6 +70,7 @@ impl HeloMetrics {
     pub fn with_registry(registry: Registry) -> Result<Self, MetricsError> {
         let inner = Inner {
             check_lateness: OnceLock::new(),
+            cluster: Mutex::new(None),
             health: HealthFamilies::register(&registry)?,
             thermal: ThermalFamilies::register(&registry)?,
             warmup: WarmupFamilies::register(&registry)?,
@@ -150,6 +154,23 @@ impl HeloMetrics {
                 Some(histogram)
             })
             .clone()
+    }
+
+    /// This node's cluster families (`helo_cluster_*`, labelled `node`), registered on
+    /// the first call; later calls answer the same handles, whatever `node` they name
+    /// (one process is one node). Fails only if a foreign collector took a name.
+    pub fn cluster(&self, node: &str) -> Result<ClusterMetrics, MetricsError> {
+        let mut slot = self
+            .inner
+            .cluster
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(cluster) = &*slot {
+            return Ok(cluster.clone());
+        }
+        let cluster = ClusterMetrics::register(&self.inner.registry, node)?;
+        *slot = Some(cluster.clone());
+        Ok(cluster)
     }
 
     /// Drops the series of a retired connection (`helo_connection_health` and
