@@ -53,6 +53,9 @@ pub struct EncoderView {
     pub connections: Vec<ConnectionView>,
     /// The encoder's load, % of its in-flight cap.
     pub load: f64,
+    /// In a cluster, the node that owns the encoder (absent for a supervisor alone).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 /// One replicator: desired and seen state, and what reconciliation is doing.
@@ -282,6 +285,7 @@ impl EncoderView {
             pool: parts.pool,
             connections: parts.connections,
             load: round1(parts.load),
+            owner: None,
         }
     }
 }

@@ -4,7 +4,7 @@
 
 use std::{
     sync::{Arc, Mutex},
-    time::SystemTime,
+    time::{Duration, SystemTime},
 };
 
 use conn_core::EncoderId;
@@ -20,6 +20,7 @@ use tokio::{
 };
 
 use crate::{
+    cluster::NotActing,
     config::EncoderConfig,
     fleet::{lock, Shared},
     stack::{build_stack, EncoderStack},
@@ -38,6 +39,9 @@ pub(crate) struct EncoderTask {
     /// The event mirror's state, when the encoder has one: a change that matters
     /// triggers a check at once instead of at the next interval.
     pub(crate) mirror: Option<watch::Receiver<DeviceState>>,
+    /// Why the last action was refused (`not_owner`, `demoted`), so a refusal is
+    /// logged once, not at every try.
+    pub(crate) refused: Mutex<Option<&'static str>>,
 }
 
 /// Runs until `stop` says so (or its sender is dropped).
@@ -172,45 +176,43 @@ impl EncoderTask {
             .map(|v| v != 0)
     }
 
-    /// Does what the plan says, in order, and reports each outcome back.
+    /// Does what the plan says, in order, and reports each outcome back. In a
+    /// cluster each action first asks the fence: an action this node may not take is
+    /// not sent, and is reported to the supervision as failed, so the machine backs
+    /// off and looks again instead of taking the try as made.
     async fn carry_out(&self, plan: &Plan, stack: &EncoderStack) {
         let id = &self.id;
         for action in &plan.actions {
-            let result = match *action {
-                Action::Start {
-                    activity: Activity::Stream,
-                    ..
-                } => stack.start_streaming().await,
-                Action::Start {
-                    activity: Activity::Record,
-                    ..
-                } => stack.start_recording().await,
-                Action::Stop {
-                    activity: Activity::Stream,
-                    ..
-                } => stack.stop_streaming().await,
-                Action::Stop {
-                    activity: Activity::Record,
-                    ..
-                } => stack.stop_recording().await,
-                Action::SwitchProfile { profile } => stack
-                    .set_param(names::STREAMING_PROFILE, profile)
-                    .await
-                    .map(|_| ()),
-            };
-            let error = result.as_ref().err().map(ToString::to_string);
             let label = action.label();
-            match &error {
-                None => tracing::info!(encoder_id = %id, reason = label, ?action, "done"),
-                Some(error) => {
-                    tracing::warn!(encoder_id = %id, reason = label, ?action, %error, "failed")
+            let error = match self.fence(action) {
+                Err(not_acting) => Some(not_acting.to_string()),
+                Ok(deadline) => {
+                    let error = match deadline {
+                        None => act(stack, action).await.err().map(|e| e.to_string()),
+                        Some(deadline) => {
+                            match tokio::time::timeout(deadline, act(stack, action)).await {
+                                Ok(result) => result.err().map(|e| e.to_string()),
+                                Err(_) => Some(format!(
+                                "no answer within {deadline:?}, the most an action may take once \
+                                 the cluster allowed it"
+                            )),
+                            }
+                        }
+                    };
+                    match &error {
+                        None => tracing::info!(encoder_id = %id, reason = label, ?action, "done"),
+                        Some(error) => {
+                            tracing::warn!(encoder_id = %id, reason = label, ?action, %error, "failed")
+                        }
+                    }
+                    self.shared.metrics.device().recovery_action(
+                        id,
+                        label,
+                        if error.is_some() { "error" } else { "ok" },
+                    );
+                    error
                 }
-            }
-            self.shared.metrics.device().recovery_action(
-                id,
-                label,
-                if error.is_some() { "error" } else { "ok" },
-            );
+            };
             let events = lock(&self.supervision).action_done(
                 Instant::now(),
                 SystemTime::now(),
@@ -219,6 +221,31 @@ impl EncoderTask {
             );
             self.report(&events);
         }
+    }
+
+    /// Whether this loop may take `action` now, and within what time it must end;
+    /// `Ok(None)`: no cluster, no limit. A refusal is logged once (and acting again).
+    fn fence(&self, action: &Action) -> Result<Option<Duration>, NotActing> {
+        let Some(cluster) = self.shared.cluster.get() else {
+            return Ok(None);
+        };
+        let verdict = cluster.permit(self.id.as_str());
+        let reason = verdict.as_ref().err().map(NotActing::reason);
+        let before = std::mem::replace(&mut *lock(&self.refused), reason);
+        match (&verdict, before) {
+            (Err(why), before) if before != reason => tracing::warn!(
+                encoder_id = %self.id,
+                reason = why.reason(),
+                owner = why.owner(),
+                ?action,
+                "{why}; action not taken"
+            ),
+            (Ok(()), Some(_)) => {
+                tracing::info!(encoder_id = %self.id, reason = "acting", "this node acts on the encoder again")
+            }
+            _ => {}
+        }
+        verdict.map(|()| Some(cluster.action_deadline()))
     }
 
     /// Logs what happened and counts it.
@@ -299,6 +326,32 @@ impl EncoderTask {
                 m.set_media_available(id, media as f64);
             }
         }
+    }
+}
+
+/// One action, as the device requests it takes.
+async fn act(stack: &EncoderStack, action: &Action) -> Result<(), tower::BoxError> {
+    match *action {
+        Action::Start {
+            activity: Activity::Stream,
+            ..
+        } => stack.start_streaming().await,
+        Action::Start {
+            activity: Activity::Record,
+            ..
+        } => stack.start_recording().await,
+        Action::Stop {
+            activity: Activity::Stream,
+            ..
+        } => stack.stop_streaming().await,
+        Action::Stop {
+            activity: Activity::Record,
+            ..
+        } => stack.stop_recording().await,
+        Action::SwitchProfile { profile } => stack
+            .set_param(names::STREAMING_PROFILE, profile)
+            .await
+            .map(|_| ()),
     }
 }
 
