@@ -178,14 +178,24 @@ impl EncoderTask {
 
     /// Does what the plan says, in order, and reports each outcome back. In a
     /// cluster each action first asks the fence: an action this node may not take is
-    /// not sent, and is reported to the supervision as failed, so the machine backs
-    /// off and looks again instead of taking the try as made.
+    /// not sent, and the supervision is told so (`action_not_taken`): the try is
+    /// taken back uncounted, so a node that may not act for a while neither gives up
+    /// nor grows a backoff, and acts at its next check once it may.
     async fn carry_out(&self, plan: &Plan, stack: &EncoderStack) {
         let id = &self.id;
         for action in &plan.actions {
             let label = action.label();
             let error = match self.fence(action) {
-                Err(not_acting) => Some(not_acting.to_string()),
+                Err(not_acting) => {
+                    let events = lock(&self.supervision).action_not_taken(
+                        Instant::now(),
+                        SystemTime::now(),
+                        action,
+                        &not_acting.to_string(),
+                    );
+                    self.report(&events);
+                    continue;
+                }
                 Ok(deadline) => {
                     let error = match deadline {
                         None => act(stack, action).await.err().map(|e| e.to_string()),
