@@ -17,7 +17,10 @@ use std::{
 use conn_cluster::{ClusterConfig, ClusterNode, ClusterView, EtcdStore};
 use conn_metrics::ClusterMetrics;
 use serde::Serialize;
-use tokio::{sync::watch, task::JoinHandle};
+use tokio::{
+    sync::{oneshot, watch},
+    task::JoinHandle,
+};
 
 use crate::{
     config::{ClusterSettings, EncoderConfig, FleetConfig},
@@ -84,6 +87,38 @@ pub(crate) struct Cluster {
     /// One change of the loops at a time (the driver's, a reload's, shutdown's).
     pub(crate) changing: tokio::sync::Mutex<()>,
     driver: Mutex<Option<JoinHandle<()>>>,
+    /// Where the node talks to etcd; `None` when it runs on the caller's runtime.
+    _thread: Option<CoordinationThread>,
+}
+
+/// A thread of its own for the node's work with etcd (lease renewals, the watch,
+/// owner keys): a fleet busy with hundreds of checks must not delay a renewal past
+/// the demotion margin, or the node would stop acting (and its encoders move) for
+/// nothing. Stops when dropped.
+struct CoordinationThread {
+    handle: tokio::runtime::Handle,
+    _stop: oneshot::Sender<()>,
+}
+
+impl CoordinationThread {
+    fn spawn() -> std::io::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let handle = runtime.handle().clone();
+        let (stop, stopped) = oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name("helo-cluster".into())
+            .spawn(move || {
+                runtime.block_on(async {
+                    let _ = stopped.await;
+                });
+            })?;
+        Ok(Self {
+            handle,
+            _stop: stop,
+        })
+    }
 }
 
 /// What `GET /api/cluster` answers: this node's view of the cluster.
@@ -281,17 +316,28 @@ pub fn cluster_config(settings: &ClusterSettings) -> ClusterConfig {
 pub async fn start(config: &FleetConfig, settings: &ClusterSettings) -> Result<Fleet, FleetError> {
     let cluster_config = cluster_config(settings);
     let margin = cluster_config.demotion_margin();
-    let store = EtcdStore::connect(&cluster_config).await?;
     let ids = config.encoders.iter().map(|e| e.id.clone()).collect();
-    let node = ClusterNode::start(cluster_config, store, ids).await?;
-    start_with(config, node, margin).await
+    let thread = CoordinationThread::spawn().map_err(FleetError::ClusterThread)?;
+    let joined = thread
+        .handle
+        .spawn(async move {
+            let store = EtcdStore::connect(&cluster_config).await?;
+            ClusterNode::start(cluster_config, store, ids).await
+        })
+        .await;
+    let node = match joined {
+        Ok(started) => started?,
+        Err(e) => return Err(FleetError::ClusterThread(std::io::Error::other(e))),
+    };
+    start_with(config, node, margin, Some(thread)).await
 }
 
 /// As [`start`], on a node already started (any store).
-pub(crate) async fn start_with(
+async fn start_with(
     config: &FleetConfig,
     node: ClusterNode,
     margin: Duration,
+    thread: Option<CoordinationThread>,
 ) -> Result<Fleet, FleetError> {
     let fleet = Fleet::new(&config.defaults)?;
     let metrics = fleet.metrics().cluster(node.node())?;
@@ -309,6 +355,7 @@ pub(crate) async fn start_with(
         ),
         changing: tokio::sync::Mutex::new(()),
         driver: Mutex::new(None),
+        _thread: thread,
     });
     let fleet = fleet.join(cluster.clone());
     let first = cluster.view();

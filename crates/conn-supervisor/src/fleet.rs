@@ -61,6 +61,9 @@ pub enum FleetError {
     /// Joining the cluster failed (a `[cluster]` setting, or etcd not answering).
     #[error("{0}")]
     Cluster(#[from] ClusterError),
+    /// The thread that talks to etcd could not start.
+    #[error("cannot start the cluster thread: {0}")]
+    ClusterThread(std::io::Error),
 }
 
 impl FleetError {
@@ -188,6 +191,10 @@ impl Fleet {
     async fn follow_locked(&self, cluster: &Cluster, view: &ClusterView) {
         let running = self.lock().keys().cloned().collect();
         let moves = cluster::moves(view, &cluster.fleet_ids(), &running);
+        if moves.stop.is_empty() && moves.release.is_empty() && moves.start.is_empty() {
+            return;
+        }
+        let began = Instant::now();
         let release = &moves.release;
         let stops = moves.stop.iter().map(|id| async move {
             self.remove_encoder(id).await;
@@ -207,6 +214,14 @@ impl Fleet {
                 tracing::error!(encoder_id = %id, error = %e, "could not start supervising");
             }
         }
+        tracing::info!(
+            members = ?view.members,
+            stopped = moves.stop.len(),
+            released = moves.release.len(),
+            started = moves.start.len(),
+            took = ?began.elapsed(),
+            "following the cluster"
+        );
     }
 
     /// Starts supervising one more encoder: warm pool, event mirror, check loop.
@@ -218,6 +233,7 @@ impl Fleet {
         let s = &self.shared;
         let id = EncoderId::from(config.id.as_str());
         let device = Device::new(config.device.clone());
+        s.observer.set_retired(&id, false);
         s.warmup.start_warmup(device.clone());
         s.checker.set_expectations(
             &id,
@@ -302,6 +318,7 @@ impl Fleet {
         }
         s.warmup.stop_warmup(&encoder).await;
         s.checker.remove_encoder(&encoder);
+        s.observer.set_retired(&encoder, true);
         s.metrics.remove_encoder(&encoder);
         tracing::info!(encoder_id = %encoder, reason = "stopped", "no longer supervised");
     }

@@ -108,6 +108,11 @@ impl Scratch {
 
 impl Drop for Scratch {
     fn drop(&mut self) {
+        // The nodes' logs, for a failed run: `KEEP_CLUSTER_LOGS=1 cargo test ...`.
+        if std::env::var_os("KEEP_CLUSTER_LOGS").is_some() {
+            eprintln!("kept {}", self.dir.display());
+            return;
+        }
         let _ = fs::remove_dir_all(&self.dir);
     }
 }
@@ -169,6 +174,12 @@ impl Node {
         http::request(&self.admin, "POST", path)
             .await
             .unwrap_or_else(|| panic!("{}: no answer to POST {path}", self.name))
+    }
+
+    pub async fn delete(&self, path: &str) -> (u16, String) {
+        http::request(&self.admin, "DELETE", path)
+            .await
+            .unwrap_or_else(|| panic!("{}: no answer to DELETE {path}", self.name))
     }
 
     pub async fn json(&self, path: &str) -> serde_json::Value {

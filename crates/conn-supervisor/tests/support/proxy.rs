@@ -65,11 +65,12 @@ async fn forward(mut inbound: TcpStream, target: SocketAddr, mut cut: watch::Rec
     let Ok(mut outbound) = TcpStream::connect(target).await else {
         return;
     };
-    tokio::select! {
-        _ = copy_bidirectional(&mut inbound, &mut outbound) => {}
-        _ = cut.wait_for(|cut| *cut) => {
-            // Both sockets stay open and silent until the partition heals.
-            let _ = cut.wait_for(|cut| !cut).await;
-        }
+    let partitioned = tokio::select! {
+        _ = copy_bidirectional(&mut inbound, &mut outbound) => false,
+        _ = cut.wait_for(|cut| *cut) => true,
+    };
+    if partitioned {
+        // Both sockets stay open and silent until the partition heals.
+        let _ = cut.wait_for(|cut| !cut).await;
     }
 }
