@@ -411,7 +411,7 @@ pub(crate) fn moves(
 ) -> Moves {
     let supervised = view.supervised();
     let release: BTreeSet<&str> = view.to_release().into_iter().collect();
-    let backed = view.store_up && view.members.iter().any(|m| *m == view.node);
+    let backed = view.store_up && view.members.contains(&view.node);
     let stop = running
         .iter()
         .filter(|e| {
