@@ -77,6 +77,8 @@ impl fmt::Display for NotActing {
 
 /// This node's membership, shared by the fleet and its loops.
 pub(crate) struct Cluster {
+    /// As the file said at start: a reload cannot change them.
+    settings: ClusterSettings,
     node: ClusterNode,
     view: watch::Receiver<ClusterView>,
     /// How long an action may take once permitted (the lease's demotion margin).
@@ -192,11 +194,17 @@ impl Cluster {
     }
 
     /// A reload: the new fleet. Answers the ids whose configuration changed, whose
-    /// loops must start again.
-    pub(crate) fn set_configs(
-        &self,
-        encoders: &[EncoderConfig],
-    ) -> Result<Vec<String>, FleetError> {
+    /// loops must start again. A changed `[cluster]` table is reported, not applied:
+    /// the node keeps its membership until it restarts.
+    pub(crate) fn set_configs(&self, config: &FleetConfig) -> Result<Vec<String>, FleetError> {
+        if config.cluster.as_ref() != Some(&self.settings) {
+            tracing::warn!(
+                node = %self.node.node(),
+                reason = "cluster_unchanged",
+                "the [cluster] table changed; it applies at the next start, the node stays as it is"
+            );
+        }
+        let encoders = &config.encoders;
         self.node
             .set_encoders(encoders.iter().map(|e| e.id.clone()).collect())?;
         let new: BTreeMap<String, EncoderConfig> =
@@ -329,12 +337,13 @@ pub async fn start(config: &FleetConfig, settings: &ClusterSettings) -> Result<F
         Ok(started) => started?,
         Err(e) => return Err(FleetError::ClusterThread(std::io::Error::other(e))),
     };
-    start_with(config, node, margin, Some(thread)).await
+    start_with(config, settings, node, margin, Some(thread)).await
 }
 
 /// As [`start`], on a node already started (any store).
 async fn start_with(
     config: &FleetConfig,
+    settings: &ClusterSettings,
     node: ClusterNode,
     margin: Duration,
     thread: Option<CoordinationThread>,
@@ -342,6 +351,7 @@ async fn start_with(
     let fleet = Fleet::new(&config.defaults)?;
     let metrics = fleet.metrics().cluster(node.node())?;
     let cluster = std::sync::Arc::new(Cluster {
+        settings: settings.clone(),
         view: node.subscribe(),
         node,
         margin,

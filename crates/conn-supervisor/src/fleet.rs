@@ -331,7 +331,7 @@ impl Fleet {
             // The cluster decides which encoders run here; a changed one restarts
             // (its owner key stays), the others follow the new view.
             let _one_at_a_time = cluster.changing.lock().await;
-            for id in cluster.set_configs(&config.encoders)? {
+            for id in cluster.set_configs(config)? {
                 if self.remove_encoder(&id).await {
                     tracing::info!(encoder_id = %id, reason = "reloaded", "configuration changed; restarting its loop");
                 }

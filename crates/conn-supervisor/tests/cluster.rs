@@ -57,9 +57,9 @@ fn urls(sims: &SimFleet) -> Vec<String> {
 }
 
 /// Encoder -> node, as rendezvous hashing assigns `n` encoders to `members`.
-fn rendezvous_owners(n: usize, members: &[&str]) -> BTreeMap<String, String> {
-    (0..n)
-        .map(encoder_id)
+fn rendezvous_owners(ids: &[String], members: &[&str]) -> BTreeMap<String, String> {
+    ids.iter()
+        .cloned()
         .map(|e| {
             let owner = rendezvous::owner_of(&e, members).unwrap().to_string();
             (e, owner)
@@ -78,9 +78,15 @@ fn owned_by<'a>(owners: &'a BTreeMap<String, String>, node: &str) -> BTreeSet<&'
 /// Until every node agrees that the `n` encoders are owned as rendezvous hashing says
 /// among exactly these nodes, and each holds its share's keys and may act on them.
 async fn settled(nodes: &[&Node], n: usize, limit: Duration) -> BTreeMap<String, String> {
+    let ids: Vec<String> = (0..n).map(encoder_id).collect();
+    settled_on(nodes, &ids, limit).await
+}
+
+/// As [`settled`], for a fleet of these ids.
+async fn settled_on(nodes: &[&Node], ids: &[String], limit: Duration) -> BTreeMap<String, String> {
     let mut names: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
     names.sort_unstable();
-    let expected = rendezvous_owners(n, &names);
+    let expected = rendezvous_owners(ids, &names);
     let start = Instant::now();
     loop {
         let mut ok = true;
@@ -509,6 +515,96 @@ async fn a_node_whose_etcd_dies_keeps_observing_says_so_and_acts_once_etcd_is_ba
     sleep(Duration::from_secs(2)).await;
     assert_eq!(devices[0].request_count(RequestKind::Set), 2, "one restart");
     assert_eq!(a.cluster_metric("helo_cluster_store_up").await, Some(1.0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_hands_over_what_left_the_fleet_and_shares_what_joined_it() {
+    if !Etcd::installed() {
+        return;
+    }
+    let _one = ONE_AT_A_TIME.lock().await;
+    let etcd = Etcd::start().await;
+    let sims = sims(9).await;
+    let scratch = Scratch::new();
+    let pairs: Vec<(String, String)> = urls(&sims)
+        .into_iter()
+        .enumerate()
+        .map(|(i, url)| (encoder_id(i), url))
+        .collect();
+    let fleet = FleetFile::default();
+    let file = scratch.write(
+        "fleet.toml",
+        &fleet.text_with(&etcd.endpoint(), &pairs[..6]),
+    );
+    let a = Node::start(&file, "sup-a", scratch.path("a.log")).await;
+    let b = Node::start(&file, "sup-b", scratch.path("b.log")).await;
+    let before = settled(&[&a, &b], 6, Duration::from_secs(20)).await;
+    exactly_once(&[&a, &b], &before, Duration::from_secs(20)).await;
+    // Connection ids are never reused in a process: a loop started again would show
+    // new ones.
+    let connections = |view: &serde_json::Value| -> BTreeSet<u64> {
+        view["connections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["connection_id"].as_u64().unwrap())
+            .collect()
+    };
+    let start = Instant::now();
+    let pools = loop {
+        let mut pools = BTreeMap::new();
+        for node in [&a, &b] {
+            for (e, view) in node.encoders().await {
+                pools.insert(e, connections(&view));
+            }
+        }
+        if pools.values().all(|p| !p.is_empty()) {
+            break pools;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no connections: {pools:?}"
+        );
+        sleep(Duration::from_millis(100)).await;
+    };
+
+    // enc-000 and enc-001 leave the fleet; enc-006 to enc-008 join it.
+    let ids: Vec<String> = (2..9).map(encoder_id).collect();
+    scratch.write(
+        "fleet.toml",
+        &fleet.text_with(&etcd.endpoint(), &pairs[2..]),
+    );
+    a.hangup().await;
+    b.hangup().await;
+    let after = settled_on(&[&a, &b], &ids, Duration::from_secs(20)).await;
+    exactly_once(&[&a, &b], &after, Duration::from_secs(20)).await;
+    for node in [&a, &b] {
+        let status = node.cluster().await;
+        assert_eq!(
+            status.owners.keys().cloned().collect::<Vec<_>>(),
+            ids,
+            "{}",
+            node.name
+        );
+        // The encoders that stayed kept their loops and pools.
+        for (e, view) in node.encoders().await {
+            if let Some(before) = pools.get(&e) {
+                let now = connections(&view);
+                assert!(
+                    !before.is_disjoint(&now),
+                    "{e} started again: {before:?} then {now:?}"
+                );
+            }
+        }
+    }
+    // Nobody supervises the two that left.
+    sleep(Duration::from_millis(500)).await;
+    let gone = [&sims.devices()[0], &sims.devices()[1]];
+    gone.iter().for_each(|d| d.reset_request_counts());
+    sleep(CHECK_INTERVAL).await;
+    for d in gone {
+        assert_eq!(d.request_count(RequestKind::Total), 0, "{}", d.url());
+    }
 }
 
 #[tokio::test]

@@ -49,8 +49,18 @@ pub fn encoder_id(i: usize) -> String {
 }
 
 impl FleetFile {
-    /// The file's text for these devices and this etcd endpoint.
+    /// The file's text for these devices (ids `enc-000`, …) and this etcd endpoint.
     pub fn text(&self, etcd: &str, urls: &[String]) -> String {
+        let encoders: Vec<(String, String)> = urls
+            .iter()
+            .enumerate()
+            .map(|(i, url)| (encoder_id(i), url.clone()))
+            .collect();
+        self.text_with(etcd, &encoders)
+    }
+
+    /// The file's text for these `(id, url)` encoders and this etcd endpoint.
+    pub fn text_with(&self, etcd: &str, encoders: &[(String, String)]) -> String {
         let mut text = format!(
             "admin_listen = \"127.0.0.1:0\"\n\
              [cluster]\n\
@@ -70,11 +80,10 @@ impl FleetFile {
              recovery_backoff = \"500ms\"\n",
             self.lease_ttl, self.check_interval, self.unhealthy_interval, self.events
         );
-        for (i, url) in urls.iter().enumerate() {
+        for (id, url) in encoders {
             let _ = write!(
                 text,
-                "[[encoder]]\nid = \"{}\"\nurl = \"{url}\"\nexpect_streaming = {}\n",
-                encoder_id(i),
+                "[[encoder]]\nid = \"{id}\"\nurl = \"{url}\"\nexpect_streaming = {}\n",
                 self.expect_streaming
             );
         }
@@ -234,6 +243,17 @@ impl Node {
             .await
             .lines()
             .find_map(|l| l.strip_prefix(&prefix).and_then(|v| v.parse().ok()))
+    }
+
+    /// SIGHUP: read the fleet file again.
+    pub async fn hangup(&self) {
+        let pid = self.child.id().expect("running").to_string();
+        let status = Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .await
+            .expect("kill");
+        assert!(status.success());
     }
 
     /// SIGKILL: no lease revoked, no key deleted.
