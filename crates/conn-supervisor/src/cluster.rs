@@ -89,8 +89,8 @@ pub(crate) struct Cluster {
     /// One change of the loops at a time (the driver's, a reload's, shutdown's).
     pub(crate) changing: tokio::sync::Mutex<()>,
     driver: Mutex<Option<JoinHandle<()>>>,
-    /// Where the node talks to etcd; `None` when it runs on the caller's runtime.
-    _thread: Option<CoordinationThread>,
+    /// Where the node talks to etcd.
+    _thread: CoordinationThread,
 }
 
 /// A thread of its own for the node's work with etcd (lease renewals, the watch,
@@ -200,7 +200,7 @@ impl Cluster {
         if config.cluster.as_ref() != Some(&self.settings) {
             tracing::warn!(
                 node = %self.node.node(),
-                reason = "cluster_unchanged",
+                reason = "cluster_table_changed",
                 "the [cluster] table changed; it applies at the next start, the node stays as it is"
             );
         }
@@ -337,16 +337,16 @@ pub async fn start(config: &FleetConfig, settings: &ClusterSettings) -> Result<F
         Ok(started) => started?,
         Err(e) => return Err(FleetError::ClusterThread(std::io::Error::other(e))),
     };
-    start_with(config, settings, node, margin, Some(thread)).await
+    start_with(config, settings, node, margin, thread).await
 }
 
-/// As [`start`], on a node already started (any store).
+/// The rest of [`start`], once the node has joined.
 async fn start_with(
     config: &FleetConfig,
     settings: &ClusterSettings,
     node: ClusterNode,
     margin: Duration,
-    thread: Option<CoordinationThread>,
+    thread: CoordinationThread,
 ) -> Result<Fleet, FleetError> {
     let fleet = Fleet::new(&config.defaults)?;
     let metrics = fleet.metrics().cluster(node.node())?;

@@ -11,7 +11,6 @@ use std::{
 };
 
 use conn_cluster::{ClusterError, ClusterView};
-
 use conn_core::{ConnectionThermalManager, CoolingReason, EncoderId, HeloConnector, WarmupManager};
 use conn_health::{
     ConnectionHealthChecker, DesiredState, DeviceStateMirror, EncoderSupervision, Expectations,
@@ -365,10 +364,13 @@ impl Fleet {
     pub async fn shutdown(&self, grace: Duration) {
         self.shared.ready.store(false, Ordering::Release);
         let cluster = self.cluster();
+        // A change of the loops in progress finishes first (loops stopped, keys
+        // released), then the driver stops following the view.
         let _one_at_a_time = match cluster {
             Some(c) => {
+                let changing = c.changing.lock().await;
                 c.stop_driver();
-                Some(c.changing.lock().await)
+                Some(changing)
             }
             None => None,
         };

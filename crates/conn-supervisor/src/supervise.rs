@@ -182,55 +182,64 @@ impl EncoderTask {
     /// taken back uncounted, so a node that may not act for a while neither gives up
     /// nor grows a backoff, and acts at its next check once it may.
     async fn carry_out(&self, plan: &Plan, stack: &EncoderStack) {
-        let id = &self.id;
         for action in &plan.actions {
-            let label = action.label();
-            let error = match self.fence(action) {
-                Err(not_acting) => {
-                    let events = lock(&self.supervision).action_not_taken(
+            let events = match self.fence(action) {
+                Err(not_acting) => lock(&self.supervision).action_not_taken(
+                    Instant::now(),
+                    SystemTime::now(),
+                    action,
+                    &not_acting.to_string(),
+                ),
+                Ok(deadline) => {
+                    let error = self.take(stack, action, deadline).await;
+                    lock(&self.supervision).action_done(
                         Instant::now(),
                         SystemTime::now(),
                         action,
-                        &not_acting.to_string(),
-                    );
-                    self.report(&events);
-                    continue;
-                }
-                Ok(deadline) => {
-                    let error = match deadline {
-                        None => act(stack, action).await.err().map(|e| e.to_string()),
-                        Some(deadline) => {
-                            match tokio::time::timeout(deadline, act(stack, action)).await {
-                                Ok(result) => result.err().map(|e| e.to_string()),
-                                Err(_) => Some(format!(
-                                "no answer within {deadline:?}, the most an action may take once \
-                                 the cluster allowed it"
-                            )),
-                            }
-                        }
-                    };
-                    match &error {
-                        None => tracing::info!(encoder_id = %id, reason = label, ?action, "done"),
-                        Some(error) => {
-                            tracing::warn!(encoder_id = %id, reason = label, ?action, %error, "failed")
-                        }
-                    }
-                    self.shared.metrics.device().recovery_action(
-                        id,
-                        label,
-                        if error.is_some() { "error" } else { "ok" },
-                    );
-                    error
+                        error.as_deref(),
+                    )
                 }
             };
-            let events = lock(&self.supervision).action_done(
-                Instant::now(),
-                SystemTime::now(),
-                action,
-                error.as_deref(),
-            );
             self.report(&events);
         }
+    }
+
+    /// Sends one action, bounded by `deadline` in a cluster (a request still queued
+    /// then is dropped before it reaches the device); logs and counts it. Answers the
+    /// error, if any.
+    async fn take(
+        &self,
+        stack: &EncoderStack,
+        action: &Action,
+        deadline: Option<Duration>,
+    ) -> Option<String> {
+        let id = &self.id;
+        let result = match deadline {
+            None => act(stack, action).await,
+            Some(deadline) => tokio::time::timeout(deadline, act(stack, action))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(format!(
+                        "no answer within {deadline:?}, the most an action may take once the \
+                         cluster allowed it"
+                    )
+                    .into())
+                }),
+        };
+        let error = result.err().map(|e| e.to_string());
+        let label = action.label();
+        match &error {
+            None => tracing::info!(encoder_id = %id, reason = label, ?action, "done"),
+            Some(error) => {
+                tracing::warn!(encoder_id = %id, reason = label, ?action, %error, "failed")
+            }
+        }
+        self.shared.metrics.device().recovery_action(
+            id,
+            label,
+            if error.is_some() { "error" } else { "ok" },
+        );
+        error
     }
 
     /// Whether this loop may take `action` now, and within what time it must end;
