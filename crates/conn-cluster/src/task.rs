@@ -75,7 +75,17 @@ pub(crate) struct Task {
     commands: mpsc::Receiver<Command>,
     next_tick: Instant,
     next_resync: Instant,
+    /// The last `reconcile` left assigned keys to take: go round again at once.
+    more_to_acquire: bool,
 }
+
+/// Owner keys taken per round of `reconcile`, concurrently. etcd handles concurrent
+/// writes together (one fsync for many), so a node with a large fleet holds its keys
+/// in a few round trips, not one per encoder; and between rounds it publishes what it
+/// holds and reads its watch, so it acts on the first encoders without waiting for
+/// the last, and sees a member that joined meanwhile before it takes keys that are no
+/// longer its own.
+const ACQUIRE_BATCH: usize = 64;
 
 #[derive(Debug, Clone, Copy)]
 struct LeaseState {
@@ -131,6 +141,7 @@ impl Task {
             commands: parts.commands,
             next_tick: now,
             next_resync: now,
+            more_to_acquire: false,
         }
     }
 
@@ -216,6 +227,7 @@ impl Task {
                     Err(_) => return,
                 },
                 item = next_event(&mut self.watch) => self.on_watch(item),
+                () = std::future::ready(()), if self.more_to_acquire => {}
             }
         }
     }
@@ -465,27 +477,51 @@ impl Task {
         self.owned = owned;
     }
 
-    /// Takes the free owner keys of the encoders assigned to this node.
+    /// Takes the free owner keys of the encoders assigned to this node, at most
+    /// [`ACQUIRE_BATCH`] of them, concurrently.
     async fn reconcile(&mut self) {
+        self.more_to_acquire = false;
         let Some(lease) = self.lease else { return };
         if self.watch.is_none() || self.fence.acting_until().is_none() {
             return;
         }
         let releasing = self.fence.releasing();
         self.assignment();
-        let wanted: Vec<String> = self
+        let mut wanted: Vec<String> = self
             .assigned
             .iter()
             .filter(|e| !self.owners.contains_key(*e) && !releasing.contains(*e))
             .cloned()
             .collect();
+        if wanted.is_empty() {
+            return;
+        }
+        let more = wanted.len() > ACQUIRE_BATCH;
+        wanted.truncate(ACQUIRE_BATCH);
         let store = self.store.clone();
-        for encoder in wanted {
-            let key = self.keys.owner(&encoder);
-            match self
-                .call("acquire", store.create(&key, &self.node, lease.id))
-                .await
-            {
+        let node = self.node.clone();
+        let keyed: Vec<(String, String)> = wanted
+            .into_iter()
+            .map(|encoder| {
+                let key = self.keys.owner(&encoder);
+                (encoder, key)
+            })
+            .collect();
+        let creates = keyed.into_iter().map(|(encoder, key)| {
+            let (store, node) = (&store, &node);
+            async move {
+                let created = store.create(&key, node, lease.id).await;
+                (encoder, key, created)
+            }
+        });
+        let batch = self
+            .call("acquire", async {
+                Ok(futures_util::future::join_all(creates).await)
+            })
+            .await;
+        let mut failed = None;
+        for (encoder, key, created) in batch.into_iter().flatten() {
+            match created {
                 Ok(CreateOutcome::Created { revision }) => {
                     tracing::info!(node = %self.node, encoder, "owner key taken");
                     self.apply(WatchEvent::Put(KeyValue {
@@ -497,11 +533,15 @@ impl Task {
                 }
                 Ok(CreateOutcome::Exists(kv)) => self.apply(WatchEvent::Put(kv)),
                 Err(err) => {
-                    // The next change or tick tries again; one failure is enough for now.
                     tracing::debug!(node = %self.node, encoder, error = %err, "acquire failed");
-                    break;
+                    failed = Some(err);
                 }
             }
+        }
+        match failed {
+            // The next change or tick tries again; a failure is enough for now.
+            Some(err) => self.set_store_up(Some(&err), "acquire"),
+            None => self.more_to_acquire = more,
         }
         self.sync_fence();
     }

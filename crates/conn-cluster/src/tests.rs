@@ -183,6 +183,31 @@ async fn one_member_owns_the_whole_fleet() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_large_fleet_is_taken_in_concurrent_rounds_and_acted_on_from_the_first() {
+    let c = Cluster::start(&["a"], fleet(200)).await;
+    // 20 ms each way: one key at a time would take 200 × 40 ms = 8 s.
+    c.client("a").set_latency(Duration::from_millis(20));
+    let mut views = c.node("a").subscribe();
+    let first = tokio::time::timeout(
+        Duration::from_millis(100),
+        views.wait_for(|v| !v.owned.is_empty()),
+    )
+    .await
+    .expect("the first round is published at once")
+    .expect("node runs")
+    .owned
+    .clone();
+    assert!(first.len() <= 64, "{} keys in the first round", first.len());
+    // What it holds it acts on, before the rest is taken.
+    assert!(first.iter().all(|e| c.node("a").may_act(e)));
+    assert!(c.owners().len() < 200);
+    // Four rounds of 64, 64, 64 and 8 keys.
+    let took = c.run_until(Duration::from_secs(1), Cluster::settled).await;
+    assert!(took < Duration::from_millis(300), "{took:?}");
+    assert_eq!(c.node("a").view().owned.len(), 200);
+}
+
+#[tokio::test(start_paused = true)]
 async fn two_and_three_members_split_the_fleet_by_rendezvous() {
     let mut c = Cluster::start(&["a", "b"], fleet(60)).await;
     c.run_until(Duration::from_secs(1), Cluster::settled).await;

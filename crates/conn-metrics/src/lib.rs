@@ -33,6 +33,7 @@
 //! never cause a panic; label counts are fixed by the types.
 
 mod budget;
+mod cluster;
 mod device;
 mod error;
 mod family;
@@ -47,6 +48,7 @@ mod warmup;
 
 pub use self::{
     budget::BudgetMetrics,
+    cluster::ClusterMetrics,
     device::DeviceMetrics,
     error::MetricsError,
     health::ConnectionHealthMetrics,

@@ -2,7 +2,7 @@
 
 use std::{
     fmt,
-    sync::{Arc, OnceLock},
+    sync::{Arc, Mutex, OnceLock, PoisonError},
 };
 
 use helo_transport::ConnectionId;
@@ -10,6 +10,7 @@ use prometheus::{Histogram, HistogramOpts, Registry, TextEncoder};
 
 use crate::{
     budget::{BudgetFamilies, BudgetMetrics},
+    cluster::ClusterMetrics,
     device::{DeviceFamilies, DeviceMetrics},
     error::MetricsError,
     family::EncoderSeries,
@@ -52,6 +53,8 @@ pub(crate) struct Inner {
     check_lateness: OnceLock<Option<Histogram>>,
     /// The stable `connection_id` label of each live connection.
     pub(crate) slots: ConnectionSlots,
+    /// Registered when the node joins a cluster; `None` for a supervisor alone.
+    cluster: Mutex<Option<ClusterMetrics>>,
 }
 
 impl HeloMetrics {
@@ -75,6 +78,7 @@ impl HeloMetrics {
         let inner = Inner {
             check_lateness: OnceLock::new(),
             slots: ConnectionSlots::default(),
+            cluster: Mutex::new(None),
             health: HealthFamilies::register(&registry)?,
             thermal: ThermalFamilies::register(&registry)?,
             warmup: WarmupFamilies::register(&registry)?,
@@ -164,6 +168,23 @@ impl HeloMetrics {
                 Some(histogram)
             })
             .clone()
+    }
+
+    /// This node's cluster families (`helo_cluster_*`, labelled `node`), registered on
+    /// the first call; later calls answer the same handles, whatever `node` they name
+    /// (one process is one node). Fails only if a foreign collector took a name.
+    pub fn cluster(&self, node: &str) -> Result<ClusterMetrics, MetricsError> {
+        let mut slot = self
+            .inner
+            .cluster
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(cluster) = &*slot {
+            return Ok(cluster.clone());
+        }
+        let cluster = ClusterMetrics::register(&self.inner.registry, node)?;
+        *slot = Some(cluster.clone());
+        Ok(cluster)
     }
 
     /// Drops the series of a retired connection (`helo_connection_health` and

@@ -4,7 +4,12 @@ use std::{io::Write, net::SocketAddr, path::Path, process::ExitCode, time::Durat
 
 use tokio::net::TcpListener;
 
-use crate::{admin, config::FleetConfig, demo::Demo, fleet::Fleet};
+use crate::{
+    admin, cluster,
+    config::FleetConfig,
+    demo::Demo,
+    fleet::{Fleet, FleetError},
+};
 
 /// How long in-flight work may take to finish after SIGINT/SIGTERM.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -48,11 +53,15 @@ async fn supervise(config: FleetConfig, path: Option<&Path>, demo: Option<Demo>)
         }
     };
     let admin_addr = listener.local_addr().unwrap_or(config.admin_listen);
-    let fleet = match Fleet::start(&config) {
+    let started = match &config.cluster {
+        None => Fleet::start(&config),
+        Some(settings) => cluster::start(&config, settings).await,
+    };
+    let fleet = match started {
         Ok(f) => f,
         Err(e) => {
             eprintln!("conn-supervisor: {e}");
-            return ExitCode::from(2);
+            return ExitCode::from(start_failure_code(&e));
         }
     };
     // The first line on stdout says where to look; scripts and the README rely on it.
@@ -74,6 +83,15 @@ async fn supervise(config: FleetConfig, path: Option<&Path>, demo: Option<Demo>)
     }
     tracing::info!("stopped");
     ExitCode::SUCCESS
+}
+
+/// 2 for a configuration the supervisor cannot run with; 1 when etcd does not answer
+/// at start (the configuration may be right, and a restart later may succeed).
+fn start_failure_code(e: &FleetError) -> u8 {
+    match e {
+        FleetError::Cluster(c) if c.is_unreachable() => 1,
+        _ => 2,
+    }
 }
 
 #[cfg(unix)]

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod changes;
 pub mod check;
 pub mod cli;
+pub mod cluster;
 pub mod commands;
 pub mod config;
 pub mod demo;

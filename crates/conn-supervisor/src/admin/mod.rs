@@ -21,7 +21,7 @@ use tokio::{
     sync::{watch, Semaphore},
 };
 
-use crate::fleet::Fleet;
+use crate::fleet::{Fleet, FleetError};
 
 use self::events::EventsConfig;
 
@@ -29,13 +29,14 @@ const INDEX: &str = "conn-supervisor admin\n\n\
 GET  /                              the fleet page (in a browser)\n\
 GET  /metrics                       Prometheus metrics\n\
 GET  /healthz                       process alive\n\
-GET  /readyz                        configuration loaded, loops running\n\
+GET  /readyz                        configuration loaded, loops running (in a cluster: and acting)\n\
 GET  /api/encoders                  every encoder: health, temperatures, pool, cooling\n\
 GET  /api/encoders/{id}             one encoder\n\
 GET  /api/events                    the same, live (server-sent events)\n\
 POST /api/encoders/{id}/cooldown    cool its connections now (reason \"manual\")\n\
 POST /api/encoders/{id}/hold        pause reconciliation (maintenance)\n\
-DELETE /api/encoders/{id}/hold      resume it\n";
+DELETE /api/encoders/{id}/hold      resume it\n\
+GET  /api/cluster                   in a cluster: members, etcd, who owns which encoder\n";
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -79,6 +80,7 @@ fn routes(fleet: Fleet, events: EventsConfig, closing: watch::Receiver<bool>) ->
         .route("/api/encoders/{id}", get(encoder))
         .route("/api/encoders/{id}/cooldown", post(cooldown))
         .route("/api/encoders/{id}/hold", post(hold).delete(release))
+        .route("/api/cluster", get(cluster))
         .layer(axum::middleware::from_fn(origin::same_origin_actions))
         .with_state(AdminState {
             fleet,
@@ -131,10 +133,9 @@ async fn metrics(State(fleet): State<Fleet>) -> Response {
 }
 
 async fn readyz(State(fleet): State<Fleet>) -> Response {
-    if fleet.is_ready() {
-        (StatusCode::OK, "ready\n").into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n").into_response()
+    match fleet.readiness() {
+        Ok(()) => (StatusCode::OK, "ready\n").into_response(),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("{why}\n")).into_response(),
     }
 }
 
@@ -151,12 +152,12 @@ async fn encoder(State(fleet): State<Fleet>, Path(id): Path<String>) -> Response
 
 async fn cooldown(State(fleet): State<Fleet>, Path(id): Path<String>) -> Response {
     match fleet.cooldown(&id) {
-        Some(cooling) => (
+        Ok(cooling) => (
             StatusCode::ACCEPTED,
             Json(serde_json::json!({ "encoder": id, "reason": "manual", "cooling": cooling })),
         )
             .into_response(),
-        None => not_found(&id),
+        Err(e) => refused(&id, &e),
     }
 }
 
@@ -170,12 +171,41 @@ async fn release(State(fleet): State<Fleet>, Path(id): Path<String>) -> Response
 
 fn set_hold(fleet: &Fleet, id: String, held: bool) -> Response {
     match fleet.hold(&id, held) {
-        Some(held) => (
+        Ok(held) => (
             StatusCode::OK,
             Json(serde_json::json!({ "encoder": id, "held": held })),
         )
             .into_response(),
-        None => not_found(&id),
+        Err(e) => refused(&id, &e),
+    }
+}
+
+async fn cluster(State(fleet): State<Fleet>) -> Response {
+    match fleet.cluster_status() {
+        Some(status) => Json(status).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            Json(serde_json::json!({ "error": "this supervisor runs alone (no [cluster])" })),
+        )
+            .into_response(),
+    }
+}
+
+/// An operator's command not carried out: unknown encoder (404), or in a cluster one
+/// this node may not act on (409, with the owner's name).
+fn refused(id: &str, e: &FleetError) -> Response {
+    match e.not_acting() {
+        Some(why) => (
+            StatusCode::CONFLICT,
+            Json(serde_json::json!({
+                "error": e.to_string(),
+                "encoder": id,
+                "reason": why.reason(),
+                "owner": why.owner(),
+            })),
+        )
+            .into_response(),
+        None => not_found(id),
     }
 }
 

@@ -3,11 +3,14 @@
 
 use std::time::Duration;
 
+use conn_cluster::ClusterError;
+
 use super::{
     is_name,
     issues::{quoted, Issues},
     parse_duration,
     raw::{RawCluster, RawDuration},
+    EncoderConfig,
 };
 
 /// The environment variable that, when set, names this node instead of `cluster.node`
@@ -114,15 +117,81 @@ pub(super) fn resolve(
             })
         }
     };
-    match (name, node) {
-        (Some(name), Some(node)) if issues.error_count() == before => Some(ClusterSettings {
+    let settings = match (name, node) {
+        (Some(name), Some(node)) if issues.error_count() == before => ClusterSettings {
             etcd,
             name,
             node,
             lease_ttl,
-        }),
-        _ => None,
+        },
+        _ => return None,
+    };
+    if settings.etcd.is_empty() {
+        // Missing, of the wrong type or empty: reported while reading.
+        return None;
     }
+    // The rules the cluster library will apply at start, so `config check` finds
+    // what `run` would refuse (https endpoints, a TTL that is not whole seconds).
+    match crate::cluster::cluster_config(&settings).validate() {
+        Ok(()) => Some(settings),
+        Err(ClusterError::InvalidConfig { key, detail }) => {
+            let line = match key {
+                "etcd" => raw.etcd.as_ref().and_then(|at| at.line),
+                "name" => raw.name.as_ref().and_then(|at| at.line),
+                "node" => raw.node.as_ref().and_then(|at| at.line),
+                "lease_ttl" => raw.lease_ttl.as_ref().and_then(|at| at.line),
+                _ => None,
+            };
+            issues.error(format!("cluster.{key}"), line.or(raw.line), detail);
+            None
+        }
+        Err(other) => {
+            issues.error("cluster", raw.line, other.to_string());
+            None
+        }
+    }
+}
+
+/// A node stops acting a margin (a third of `lease_ttl`) before its lease can expire;
+/// a device request it started just before must end within that margin, before
+/// another node can take the encoder over. So every `request_timeout` must be
+/// shorter than the margin.
+pub(super) fn check_request_timeouts(
+    raw: &RawCluster,
+    settings: &ClusterSettings,
+    encoders: &[EncoderConfig],
+    issues: &mut Issues,
+) {
+    let margin = crate::cluster::cluster_config(settings).demotion_margin();
+    let slow: Vec<&EncoderConfig> = encoders
+        .iter()
+        .filter(|e| e.tunables.request_timeout >= margin)
+        .collect();
+    let Some(worst) = slow.iter().map(|e| e.tunables.request_timeout).max() else {
+        return;
+    };
+    let ids: Vec<&str> = slow.iter().take(3).map(|e| e.id.as_str()).collect();
+    let more = slow.len().saturating_sub(ids.len());
+    let more = if more > 0 {
+        format!(" and {more} more")
+    } else {
+        String::new()
+    };
+    let line = raw.lease_ttl.as_ref().map_or(raw.line, |at| at.line);
+    issues.error(
+        "cluster.lease_ttl",
+        line,
+        format!(
+            "its demotion margin ({:.3}s, a third of {:?}) must be longer than every \
+             request_timeout, so that a request started just before this node stops acting \
+             ends before another node can take over; request_timeout is {:.3}s for {}{more} \
+             (raise lease_ttl above 3 × request_timeout, or lower request_timeout)",
+            margin.as_secs_f64(),
+            settings.lease_ttl,
+            worst.as_secs_f64(),
+            ids.join(", "),
+        ),
+    );
 }
 
 fn name_rule(value: &str) -> String {

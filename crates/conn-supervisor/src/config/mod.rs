@@ -251,6 +251,9 @@ impl FleetConfig {
                 encoders.push(e);
             }
         }
+        if let (Some(raw), Some(settings)) = (&raw.cluster, &cluster) {
+            cluster::check_request_timeouts(raw, settings, &encoders, &mut issues);
+        }
         let (errors, warnings) = issues.finish();
         match admin_listen {
             Some(admin_listen) if errors.is_empty() => Ok(Self {

@@ -21,13 +21,13 @@ fn without_the_table_the_node_is_alone() {
 #[test]
 fn a_cluster_is_read_with_its_defaults() {
     let text = format!(
-        "[cluster]\netcd = [\"http://10.0.0.5:2379\", \"https://etcd-2:2379/\"]\nname = \"studios\"\nnode = \"node-1\"\n{ENCODER}"
+        "[cluster]\netcd = [\"http://10.0.0.5:2379\", \"http://etcd-2:2379/\"]\nname = \"studios\"\nnode = \"node-1\"\n{ENCODER}"
     );
     let cluster = parse_env(&text, None).unwrap().cluster.unwrap();
     assert_eq!(
         cluster,
         ClusterSettings {
-            etcd: vec!["http://10.0.0.5:2379".into(), "https://etcd-2:2379".into()],
+            etcd: vec!["http://10.0.0.5:2379".into(), "http://etcd-2:2379".into()],
             name: "studios".into(),
             node: "node-1".into(),
             lease_ttl: DEFAULT_LEASE_TTL,
@@ -128,4 +128,55 @@ fn every_cluster_mistake_is_named() {
         Some(2),
         "expected an array of strings",
     );
+}
+
+#[test]
+fn what_the_cluster_library_refuses_is_refused_here() {
+    check_err(
+        &format!("[cluster]\netcd = [\"https://e:2379\"]\nname = \"c\"\nnode = \"n\"\n{ENCODER}"),
+        "cluster.etcd",
+        Some(2),
+        "https",
+    );
+    check_err(
+        &format!("[cluster]\netcd = [\"http://e:2379\"]\nname = \"c\"\nnode = \"n\"\nlease_ttl = \"2500ms\"\n{ENCODER}"),
+        "cluster.lease_ttl",
+        Some(5),
+        "whole number of seconds",
+    );
+}
+
+#[test]
+fn every_request_must_end_within_the_demotion_margin() {
+    let cluster = |ttl: &str| {
+        format!("[cluster]\netcd = [\"http://e:2379\"]\nname = \"c\"\nnode = \"n\"\nlease_ttl = \"{ttl}\"\n")
+    };
+    // The defaults fit: 3 s requests, a 10 s lease, a 3.333 s margin.
+    assert!(parse_env(&format!("{}{ENCODER}", cluster("10s")), None).is_ok());
+    // A 9 s lease leaves 3 s: not longer than the request timeout.
+    check_err(
+        &format!("{}{ENCODER}", cluster("9s")),
+        "cluster.lease_ttl",
+        Some(5),
+        "request_timeout is 3.000s for a",
+    );
+    // An override on one encoder is enough, and names it.
+    let slow = format!(
+        "{}{ENCODER}[encoder.overrides]\nrequest_timeout = \"4s\"\n[[encoder]]\nid = \"b\"\nurl = \"http://h2\"\n",
+        cluster("10s")
+    );
+    let err = parse_env(&slow, None).unwrap_err();
+    assert_eq!(err.issues.len(), 1, "{err}");
+    let message = &err.issues[0].message;
+    assert!(
+        message.contains("3.333s") && message.contains("4.000s for a ("),
+        "{err}"
+    );
+    assert!(!message.contains("for a, b"), "{err}");
+    // Short requests fit a short lease.
+    let fast = format!(
+        "{}[defaults]\nrequest_timeout = \"800ms\"\n{ENCODER}",
+        cluster("3s")
+    );
+    assert!(parse_env(&fast, None).is_ok());
 }
