@@ -1,6 +1,7 @@
-//! Project tasks: `cargo xtask test`, `cargo xtask bench`, `cargo xtask fmt`.
+//! Project tasks: `cargo xtask test`, `cargo xtask bench`, `cargo xtask fuzz`, `cargo xtask fmt`.
 
 mod bench;
+mod fuzz;
 mod run;
 mod test;
 
@@ -12,6 +13,8 @@ usage: cargo xtask <task>
 tasks:
   test    fmt check, clippy (-D warnings) and every test in the workspace
   bench   criterion benchmarks and the fleet-scale sweep; writes target/bench-summary.md
+  fuzz    every cargo-fuzz target for --seconds N (default 60) each (nightly, cargo-fuzz);
+          crashes go to fuzz/regressions/, which `test` replays
   fmt     format the workspace
 ";
 
@@ -20,6 +23,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("test") => test::run(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
+        Some("fuzz") => fuzz::run(&args[1..]),
         Some("fmt") => run::cargo(&["fmt", "--all"]),
         Some("-h" | "--help" | "help") | None => {
             print!("{USAGE}");
