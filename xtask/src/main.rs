@@ -1,7 +1,8 @@
-//! Project tasks: `cargo xtask test`, `cargo xtask bench`, `cargo xtask screenshot`,
-//! `cargo xtask fmt`.
+//! Project tasks: `cargo xtask test`, `cargo xtask bench`, `cargo xtask fuzz`,
+//! `cargo xtask screenshot`, `cargo xtask fmt`.
 
 mod bench;
+mod fuzz;
 mod run;
 mod screenshot;
 mod test;
@@ -16,6 +17,8 @@ tasks:
   bench   criterion benchmarks and the fleet-scale sweep; writes target/bench-summary.md
   screenshot  docs/fleet-page.png from the demo fleet in headless Chromium
               (more: cargo xtask screenshot --help)
+  fuzz    every cargo-fuzz target for --seconds N (default 60) each (nightly, cargo-fuzz);
+          crashes go to fuzz/regressions/, which `test` replays
   fmt     format the workspace
 ";
 
@@ -25,6 +28,7 @@ fn main() -> ExitCode {
         Some("test") => test::run(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
         Some("screenshot") => screenshot::run(&args[1..]),
+        Some("fuzz") => fuzz::run(&args[1..]),
         Some("fmt") => run::cargo(&["fmt", "--all"]),
         Some("-h" | "--help" | "help") | None => {
             print!("{USAGE}");

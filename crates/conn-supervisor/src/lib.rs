@@ -10,6 +10,8 @@ pub mod commands;
 pub mod config;
 pub mod demo;
 pub mod fleet;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod logging;
 pub mod observer;
 pub mod report;

@@ -25,6 +25,8 @@ mod device_text;
 mod error;
 mod events;
 mod exchange;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod names;
 mod outcome;
 mod overload;

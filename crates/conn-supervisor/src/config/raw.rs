@@ -253,7 +253,18 @@ impl<'d> Table<'d> {
                 }
                 None => format!("unknown key {shown} (fleet.example.toml lists every key)"),
             };
-            issues.error(t.key(name), t.line_of(name, item, issues), message);
+            // A quoted key may hold anything (`"a\nb"`): shown bare, it would split
+            // the issue over two lines of the report.
+            let bare = name.len() <= 64
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+            let key = t.key(&if bare {
+                name.to_string()
+            } else {
+                shown.clone()
+            });
+            issues.error(key, t.line_of(name, item, issues), message);
         }
         t
     }
