@@ -257,8 +257,8 @@ fn selectors_finds_series_but_not_functions_keywords_or_label_lists() {
 
 // === The alert rules ===
 
-/// The alerts issue 13 asks for: name, `for:`, severity.
-const ALERTS: [(&str, &str, &str); 8] = [
+/// The alerts issues 13 (fleet) and 14 (cluster) ask for: name, `for:`, severity.
+const ALERTS: [(&str, &str, &str); 10] = [
     ("HeloEncoderUnreachable", "1m", "critical"),
     ("HeloEncoderNotInDesiredState", "2m", "critical"),
     ("HeloEncoderHealthCritical", "5m", "critical"),
@@ -267,6 +267,8 @@ const ALERTS: [(&str, &str, &str); 8] = [
     ("HeloRecoveryGaveUp", "0m", "critical"),
     ("HeloSupervisorDown", "1m", "critical"),
     ("HeloSupervisorScrapeSlow", "10m", "warning"),
+    ("HeloClusterNodeNotActing", "2m", "warning"),
+    ("HeloClusterNoNodeActing", "1m", "critical"),
 ];
 
 #[test]

@@ -30,7 +30,7 @@ use tokio::net::TcpStream;
 const PENDING_METRICS: &[&str] = &[];
 
 /// How long the scrapes may take to show every series the queries need.
-const DATA_DEADLINE: Duration = Duration::from_secs(40);
+const DATA_DEADLINE: Duration = Duration::from_secs(90);
 
 /// How long a metric of `PENDING_METRICS` gets to show up before queries of it alone may
 /// stay empty: two of the demo's 5 s health-check rounds.

@@ -67,6 +67,7 @@ pub(crate) const CLUSTER_METRICS: &[&str] = &[
     "helo_cluster_owned_encoders",
     "helo_cluster_ownership_changes_total",
     "helo_cluster_store_up",
+    "helo_cluster_acting",
 ];
 
 /// Series Prometheus itself writes for every scrape target.
