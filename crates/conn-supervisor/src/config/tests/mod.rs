@@ -133,6 +133,37 @@ fn a_good_file_resolves_defaults_and_overrides() {
 }
 
 #[test]
+fn the_request_budget_and_login_lockout_reach_the_device() {
+    let cfg = parse(
+        "[defaults]\nrequest_budget = 120\nlogin_lockout = \"30s\"\n\
+         [[encoder]]\nid = \"a\"\nurl = \"http://h\"\n\
+         [[encoder]]\nid = \"b\"\nurl = \"http://h2\"\n\
+         [encoder.overrides]\nrequest_budget_burst = 5\nlogin_lockout = \"1h\"\n",
+    )
+    .unwrap();
+    let a = &cfg.encoders[0].device;
+    assert_eq!(a.request_budget().per_minute, 120);
+    assert_eq!(
+        a.request_budget().burst,
+        helo_transport::DEFAULT_REQUEST_BUDGET_BURST
+    );
+    assert_eq!(a.login_lockout(), Duration::from_secs(30));
+    let b = &cfg.encoders[1].device;
+    assert_eq!(b.request_budget().per_minute, 120);
+    assert_eq!(b.request_budget().burst, 5);
+    assert_eq!(b.login_lockout(), Duration::from_secs(3600));
+    // The pool waits as long as every other login source.
+    let pool = crate::settings::pool(&cfg.encoders[1].tunables);
+    assert_eq!(pool.auth_failed_backoff, Duration::from_secs(3600));
+    check_err(
+        "[defaults]\nrequest_budget = 0\n[[encoder]]\nid = \"a\"\nurl = \"http://h\"\n",
+        "defaults.request_budget",
+        Some(2),
+        "",
+    );
+}
+
+#[test]
 fn passwords_never_reach_debug_output() {
     let cfg = parse(GOOD).unwrap();
     let dbg = format!("{cfg:?}");
