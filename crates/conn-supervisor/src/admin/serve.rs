@@ -231,10 +231,11 @@ async fn http<IO>(
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let io = TokioIo::new(Idle::new(io, limits.idle_timeout));
+    let guard = Arc::clone(&slot);
     let service = hyper::service::service_fn(move |request: Request<Incoming>| {
         // Busy from the request head until the last byte of its answer is written
         // (the guard lives in the answer's body), so it is never taken for a newcomer.
-        let busy = slot.busy();
+        let busy = guard.busy();
         let app = app.clone();
         async move {
             let response = app.oneshot(request).await.unwrap_or_else(|e| match e {});
@@ -260,7 +261,14 @@ async fn http<IO>(
             return;
         }
         // A dropped sender means the server is gone: close too.
-        _ = closing.wait_for(|c| *c) => conn.as_mut().graceful_shutdown(),
+        _ = closing.wait_for(|c| *c) => {
+            // Nothing under way (waiting for a request, or half a head): nothing to
+            // finish, and a slow client must not hold the shutdown up.
+            if !slot.is_busy() {
+                return;
+            }
+            conn.as_mut().graceful_shutdown();
+        }
     }
     if let Err(e) = conn.await {
         tracing::debug!(error = %e, "admin API: connection ended");

@@ -149,6 +149,11 @@ impl Slot {
         Busy(Arc::clone(&self.conn))
     }
 
+    /// Whether a request is under way on the connection.
+    pub(super) fn is_busy(&self) -> bool {
+        lock(&self.conn.state).in_flight > 0
+    }
+
     /// Completes when the slot is wanted by a newcomer: the connection must close.
     pub(super) async fn kicked(&self) {
         self.conn.kick.notified().await;
