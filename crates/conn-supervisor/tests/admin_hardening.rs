@@ -744,6 +744,13 @@ async fn a_flood_of_silent_connections_starves_neither_the_probes_nor_the_device
     assert_eq!(status, 200);
     healthy_checks(&sup, ENCODERS).await;
 
+    let (status, stderr) = stop_supervisor(sup).await;
+    assert!(status.success(), "{status:?}");
+    assert!(!stderr.contains("Too many open files"), "{stderr}");
+}
+
+/// SIGTERM, then the exit status (within 10 s) and everything on stderr.
+async fn stop_supervisor(sup: Supervisor) -> (std::process::ExitStatus, String) {
     let mut child = sup.child;
     let pid = child.id().unwrap().to_string();
     Command::new("kill")
@@ -755,7 +762,6 @@ async fn a_flood_of_silent_connections_starves_neither_the_probes_nor_the_device
         .await
         .expect("exited in time after SIGTERM")
         .unwrap();
-    assert!(status.success(), "{status:?}");
     let mut stderr = String::new();
     child
         .stderr
@@ -764,7 +770,59 @@ async fn a_flood_of_silent_connections_starves_neither_the_probes_nor_the_device
         .read_to_string(&mut stderr)
         .await
         .unwrap();
-    assert!(!stderr.contains("Too many open files"), "{stderr}");
+    (status, stderr)
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_accept_loop_outlives_running_out_of_open_files() {
+    // A cap above what 256 open files allow: the process runs out of descriptors.
+    // (300 connections: more would overflow the listen backlog and block connect.)
+    let sim = SimDevice::start("127.0.0.1:0".parse().unwrap(), SimConfig::fast())
+        .await
+        .unwrap();
+    let text = format!(
+        "admin_listen = \"127.0.0.1:0\"\nadmin_max_connections = 2000\n\
+         [defaults]\ncheck_interval = \"300ms\"\n[[encoder]]\nid = \"e0\"\nurl = \"{}\"\n",
+        sim.url()
+    );
+    let dir = Dir::new();
+    let config = dir.file("fleet.toml", &text);
+    let sup = Supervisor::start(&config, 256).await;
+    healthy_checks(&sup, 1).await;
+    let addr: SocketAddr = sup.admin.parse().unwrap();
+    let mut attackers = Vec::new();
+    let mut most = 0;
+    for i in 0..300 {
+        attackers.push(TcpStream::connect(addr).await.unwrap());
+        if i % 50 == 49 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            most = most.max(sup.open_files());
+        }
+    }
+    assert_eq!(most, 256, "the process ran out of open files");
+    // Retried every 100 ms meanwhile.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    drop(attackers);
+    // Its connections see the attackers leave, their files are freed, and the loop,
+    // retrying every 100 ms, accepts again.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        if let Some((200, body)) = support::http::request(&sup.admin, "GET", "/healthz").await {
+            assert_eq!(body, "ok\n");
+            break;
+        }
+        assert!(Instant::now() < deadline, "/healthz never answered again");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    healthy_checks(&sup, 1).await;
+    let (status, stderr) = stop_supervisor(sup).await;
+    assert!(status.success(), "{status:?}");
+    assert!(
+        stderr.contains("accept failed; retrying") && stderr.contains("Too many open files"),
+        "the accept errors were logged: {stderr}"
+    );
 }
 
 /// Runs the binary to completion: exit code and stderr.

@@ -95,10 +95,7 @@ pub(super) async fn run(
             biased;
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    errors.recovered();
-                    stream
-                }
+                Ok((stream, _)) => stream,
                 Err(e) if is_connection_error(&e) => continue,
                 Err(e) => {
                     errors.failed(&e);
@@ -140,38 +137,30 @@ fn is_connection_error(e: &io::Error) -> bool {
     )
 }
 
-/// A run of failing accepts, logged when it starts, every
-/// [`ACCEPT_ERROR_LOG_EVERY`] while it lasts, and when it ends.
+/// Failing accepts, logged at most every [`ACCEPT_ERROR_LOG_EVERY`] with how many
+/// failed since: out of descriptors, the loop fails and retries ten times a second.
 #[derive(Default)]
 struct AcceptErrors {
-    since: Option<Instant>,
     logged_at: Option<Instant>,
-    count: u64,
+    unlogged: u64,
 }
 
 impl AcceptErrors {
     fn failed(&mut self, e: &io::Error) {
         let now = Instant::now();
-        self.count += 1;
-        self.since.get_or_insert(now);
+        self.unlogged += 1;
         if self
             .logged_at
             .is_none_or(|at| now.duration_since(at) >= ACCEPT_ERROR_LOG_EVERY)
         {
-            self.logged_at = Some(now);
-            tracing::warn!(error = %e, failures = self.count, "admin API: accept failed; retrying");
-        }
-    }
-
-    fn recovered(&mut self) {
-        if let Some(since) = self.since.take() {
-            tracing::info!(
-                failures = self.count,
-                after_ms = u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX),
-                "admin API: accepting again"
+            tracing::warn!(
+                error = %e,
+                failures = self.unlogged,
+                "admin API: accept failed; retrying every {} ms",
+                ACCEPT_BACKOFF.as_millis()
             );
-            self.count = 0;
-            self.logged_at = None;
+            self.logged_at = Some(now);
+            self.unlogged = 0;
         }
     }
 }
