@@ -175,10 +175,18 @@ async fn connection(
     closing: watch::Receiver<bool>,
 ) {
     let slot = Arc::new(slot);
-    tokio::select! {
-        () = handshake_and_serve(stream, Arc::clone(&slot), app, &limits, tls, closing) => {}
-        // A newcomer wants the slot of this idle connection: it is dropped at once.
-        () = slot.kicked() => tracing::debug!("admin API: idle connection closed for a new one"),
+    let serving = handshake_and_serve(stream, Arc::clone(&slot), app, &limits, tls, closing);
+    tokio::pin!(serving);
+    loop {
+        tokio::select! {
+            () = &mut serving => return,
+            // A newcomer wants the slot of this idle connection: it is dropped at once,
+            // unless a request arrived meanwhile.
+            () = slot.kicked() => if !slot.is_busy() {
+                tracing::debug!("admin API: idle connection closed for a new one");
+                return;
+            },
+        }
     }
 }
 

@@ -146,6 +146,9 @@ impl Slot {
         let mut state = lock(&self.conn.state);
         state.in_flight += 1;
         state.idle_since = None;
+        // A request that arrives just after the connection was told to give way wins:
+        // the connection ignores the kick while busy, and may be chosen again later.
+        state.kicked = false;
         Busy(Arc::clone(&self.conn))
     }
 
@@ -229,6 +232,32 @@ mod tests {
         let b = slots.try_take().unwrap_or_else(|| panic!("a free slot"));
         let (_busy_a, _busy_b) = (a.busy(), b.busy());
         assert!(slots.take(Duration::from_secs(1)).await.is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_that_arrives_after_the_kick_keeps_the_slot_and_it_can_be_kicked_again() {
+        let slots = Slots::new(1);
+        let a = slots.try_take().unwrap_or_else(|| panic!("a free slot"));
+        let newcomer = tokio::spawn({
+            let slots = Arc::clone(&slots);
+            async move { slots.take(Duration::from_secs(1)).await }
+        });
+        a.kicked().await;
+        // The request head arrived first: the connection keeps serving.
+        let busy = a.busy();
+        assert!(a.is_busy());
+        assert!(newcomer.await.unwrap_or_else(|e| panic!("{e}")).is_none());
+        drop(busy);
+        // Idle again: the next newcomer may take its slot.
+        let next = tokio::spawn({
+            let slots = Arc::clone(&slots);
+            async move { slots.take(Duration::from_secs(1)).await }
+        });
+        tokio::time::timeout(Duration::from_secs(1), a.kicked())
+            .await
+            .unwrap_or_else(|_| panic!("told again"));
+        drop(a);
+        assert!(next.await.unwrap_or_else(|e| panic!("{e}")).is_some());
     }
 
     #[tokio::test(start_paused = true)]
