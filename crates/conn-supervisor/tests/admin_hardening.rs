@@ -606,6 +606,11 @@ impl Supervisor {
     /// Runs `conn-supervisor run --config <config>` with soft and hard `RLIMIT_NOFILE`
     /// set to `nofile`.
     async fn start(config: &Path, nofile: u32) -> Self {
+        Self::start_logging(config, nofile, "warn").await
+    }
+
+    /// [`Supervisor::start`] with `RUST_LOG` set to `log`.
+    async fn start_logging(config: &Path, nofile: u32, log: &str) -> Self {
         let mut child = Command::new("sh")
             .arg("-c")
             .arg("ulimit -Sn \"$1\" && ulimit -Hn \"$1\" && shift && exec \"$@\"")
@@ -614,7 +619,7 @@ impl Supervisor {
             .arg(BIN)
             .args(["run", "--config"])
             .arg(config)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", log)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
@@ -822,6 +827,51 @@ async fn the_accept_loop_outlives_running_out_of_open_files() {
     assert!(
         stderr.contains("accept failed; retrying") && stderr.contains("Too many open files"),
         "the accept errors were logged: {stderr}"
+    );
+}
+
+#[tokio::test]
+async fn the_token_never_reaches_the_log_at_the_most_verbose_level() {
+    let sim = SimDevice::start("127.0.0.1:0".parse().unwrap(), SimConfig::fast())
+        .await
+        .unwrap();
+    let dir = Dir::new();
+    dir.file("admin.token", &format!("{TOKEN}\n"));
+    let config = dir.file(
+        "fleet.toml",
+        &format!(
+            "admin_listen = \"127.0.0.1:0\"\nadmin_token_file = \"admin.token\"\n\
+             [[encoder]]\nid = \"e0\"\nurl = \"{}\"\n",
+            sim.url()
+        ),
+    );
+    let sup = Supervisor::start_logging(&config, 4096, "trace").await;
+    let addr: SocketAddr = sup.admin.parse().unwrap();
+    let wrong = "a-wrong-token-also-secret";
+    let (status, _, _) = call(
+        addr,
+        "POST",
+        "/api/encoders/e0/hold",
+        &[("Authorization", &bearer(wrong))],
+    )
+    .await;
+    assert_eq!(status, 401);
+    let (status, _, _) = call(
+        addr,
+        "POST",
+        "/api/encoders/e0/hold",
+        &[("Authorization", &bearer(TOKEN))],
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _, _) = call(addr, "GET", "/metrics", &[]).await;
+    assert_eq!(status, 200);
+    let (exit, stderr) = stop_supervisor(sup).await;
+    assert!(exit.success(), "{exit:?}");
+    assert!(stderr.contains("DEBUG"), "the log was verbose: {stderr}");
+    assert!(
+        !stderr.contains(TOKEN) && !stderr.contains(wrong),
+        "{stderr}"
     );
 }
 

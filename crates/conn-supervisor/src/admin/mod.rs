@@ -171,7 +171,8 @@ fn routes(
         .route("/api/encoders/{id}/cooldown", post(cooldown))
         .route("/api/encoders/{id}/hold", post(hold).delete(release))
         .route("/api/cluster", get(cluster))
-        // Every route above answers at once; the event stream, added after, stays open.
+        // Bounds the time to each answer's head; the event stream, added after, is
+        // left out: it is an answer without end, not a slow one.
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             limits.request_timeout,
