@@ -64,9 +64,24 @@ pub enum FleetError {
     /// The thread that talks to etcd could not start.
     #[error("cannot start the cluster thread: {0}")]
     ClusterThread(std::io::Error),
+    /// A TLS file of the admin API cannot be used (`admin_tls_cert`, `admin_tls_key`).
+    #[error("{key} = {path}: {why}")]
+    AdminTls {
+        /// The configuration key naming the file.
+        key: &'static str,
+        /// The file, as resolved.
+        path: String,
+        /// What is wrong with it (never its content).
+        why: String,
+    },
 }
 
 impl FleetError {
+    /// A TLS file of the admin API cannot be used.
+    pub fn is_admin_tls(&self) -> bool {
+        matches!(self, Self::AdminTls { .. })
+    }
+
     /// No encoder with this id in the fleet.
     pub fn is_unknown_encoder(&self) -> bool {
         matches!(self, Self::UnknownEncoder(_))

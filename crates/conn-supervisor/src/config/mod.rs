@@ -28,7 +28,7 @@ use helo_transport::DeviceConfig;
 use toml_edit::ImDocument;
 
 pub use self::{
-    admin::{AdminSettings, TlsFiles},
+    admin::{AdminSettings, TlsFiles, DEFAULT_ADMIN_MAX_CONNECTIONS},
     cluster::{ClusterSettings, CLUSTER_NODE_ENV, DEFAULT_LEASE_TTL},
     duration::parse_duration,
     secrets::AdminToken,

@@ -299,6 +299,11 @@ fn the_example_file_in_the_repository_is_valid() {
         "the example documents the defaults"
     );
     assert_eq!(
+        (cfg.admin.max_connections, cfg.admin.auth_reads),
+        (DEFAULT_ADMIN_MAX_CONNECTIONS, false),
+        "the example documents the admin defaults"
+    );
+    assert_eq!(
         cfg.encoders[1].tunables.check_interval,
         Duration::from_secs(10)
     );
