@@ -288,7 +288,6 @@ mod tests {
     #[test]
     fn per_encoder_histograms_are_an_option() {
         let m = HeloMetrics::with_options(
-            prometheus::Registry::new(),
             crate::MetricsOptions::default().per_encoder_histograms(true),
         )
         .unwrap();

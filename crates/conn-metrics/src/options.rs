@@ -14,7 +14,7 @@
 ///
 /// # fn main() -> Result<(), conn_metrics::MetricsError> {
 /// let detailed = MetricsOptions::default().per_encoder_histograms(true);
-/// let fleet = HeloMetrics::with_options(prometheus::Registry::new(), detailed)?;
+/// let fleet = HeloMetrics::with_options(detailed)?;
 /// fleet.health().check_done("studio-a", "success", std::time::Duration::from_millis(3));
 /// assert!(fleet
 ///     .gather_text()

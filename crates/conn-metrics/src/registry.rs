@@ -77,13 +77,16 @@ impl HeloMetrics {
     /// Fails if `registry` already holds a family of one of these names, e.g. a
     /// second `HeloMetrics` on the same registry: clone the first one instead.
     pub fn with_registry(registry: Registry) -> Result<Self, MetricsError> {
-        Self::with_options(registry, MetricsOptions::default())
+        Self::build(registry, MetricsOptions::default())
     }
 
-    /// All families, registered in `registry`, keeping the detail `options` asks for.
-    ///
-    /// Fails as [`with_registry`](Self::with_registry) does.
-    pub fn with_options(registry: Registry, options: MetricsOptions) -> Result<Self, MetricsError> {
+    /// All families in a fresh registry of their own, keeping the detail `options`
+    /// asks for. Fails as [`new`](Self::new) does (in practice never).
+    pub fn with_options(options: MetricsOptions) -> Result<Self, MetricsError> {
+        Self::build(Registry::new(), options)
+    }
+
+    fn build(registry: Registry, options: MetricsOptions) -> Result<Self, MetricsError> {
         let durations = if options.per_encoder_histograms {
             Scope::Encoder
         } else {
