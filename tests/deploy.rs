@@ -162,7 +162,16 @@ fn every_dashboard_query_reads_known_metrics_and_filters_per_encoder_series_by_t
                 q.name(),
                 s.name
             );
-            if !is_fleet_wide(fam) {
+            if FLEET_DURATIONS.contains(&fam) {
+                assert!(
+                    s.matchers.contains(r#"encoder_id=~"$encoder|""#),
+                    "{}: {} is fleet-wide by default and per encoder on request: \
+                     select it with encoder_id=~\"$encoder|\": {}",
+                    q.name(),
+                    s.name,
+                    q.expr
+                );
+            } else if !is_fleet_wide(fam) {
                 assert!(
                     s.matchers.contains(r#"encoder_id=~"$encoder""#),
                     "{}: {} is not filtered by $encoder: {}",

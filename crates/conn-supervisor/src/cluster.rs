@@ -348,7 +348,7 @@ async fn start_with(
     margin: Duration,
     thread: CoordinationThread,
 ) -> Result<Fleet, FleetError> {
-    let fleet = Fleet::new(&config.defaults)?;
+    let fleet = Fleet::with_metrics(&config.defaults, config.metrics)?;
     let metrics = fleet.metrics().cluster(node.node())?;
     let cluster = std::sync::Arc::new(Cluster {
         settings: settings.clone(),

@@ -35,6 +35,7 @@ pub(super) struct RawFile {
     pub(super) defaults: Option<RawTunables>,
     pub(super) encoders: Vec<RawEncoder>,
     pub(super) cluster: Option<RawCluster>,
+    pub(super) metrics: Option<RawMetrics>,
 }
 
 /// One `[[encoder]]` table; `id` and `url` are required, so they are `None` only
@@ -66,6 +67,11 @@ pub(super) struct RawCluster {
     pub(super) lease_ttl: Option<At<RawDuration>>,
 }
 
+/// The `[metrics]` table.
+pub(super) struct RawMetrics {
+    pub(super) per_encoder_histograms: Option<At<bool>>,
+}
+
 const TOP_KEYS: &[&str] = &[
     "admin_listen",
     "admin_token_file",
@@ -78,6 +84,7 @@ const TOP_KEYS: &[&str] = &[
     "defaults",
     "encoder",
     "cluster",
+    "metrics",
 ];
 
 const ENCODER_KEYS: &[&str] = &[
@@ -94,6 +101,8 @@ const ENCODER_KEYS: &[&str] = &[
 
 const CLUSTER_KEYS: &[&str] = &["etcd", "name", "node", "lease_ttl"];
 
+const METRICS_KEYS: &[&str] = &["per_encoder_histograms"];
+
 impl RawFile {
     /// Reads what can be read; every mistake goes to `issues`.
     pub(super) fn read(doc: &ImDocument<&str>, issues: &mut Issues) -> Self {
@@ -104,6 +113,11 @@ impl RawFile {
         let cluster = top
             .table("cluster", CLUSTER_KEYS, issues)
             .map(|t| RawCluster::read(&t, issues));
+        let metrics = top
+            .table("metrics", METRICS_KEYS, issues)
+            .map(|t| RawMetrics {
+                per_encoder_histograms: t.get("per_encoder_histograms", issues),
+            });
         let encoders = top
             .array_of_tables("encoder", issues)
             .into_iter()
@@ -125,6 +139,7 @@ impl RawFile {
             defaults,
             encoders,
             cluster,
+            metrics,
         }
     }
 }

@@ -181,6 +181,26 @@ fn default_admin_address_is_loopback() {
 }
 
 #[test]
+fn per_encoder_histograms_are_off_unless_the_metrics_table_asks() {
+    let enc = "[[encoder]]\nid = \"a\"\nurl = \"http://h\"\n";
+    assert!(!parse(enc).unwrap().metrics.per_encoder_histograms);
+    let on = format!("[metrics]\nper_encoder_histograms = true\n{enc}");
+    assert!(parse(&on).unwrap().metrics.per_encoder_histograms);
+    check_err(
+        &format!("[metrics]\nper_encoder_histograms = \"yes\"\n{enc}"),
+        "metrics.per_encoder_histograms",
+        Some(2),
+        "",
+    );
+    check_err(
+        &format!("[metrics]\nper_connection = true\n{enc}"),
+        "metrics.per_connection",
+        Some(2),
+        "unknown key",
+    );
+}
+
+#[test]
 fn mistakes_name_the_key_and_line() {
     check_err(
         "[[encoder]]\nid = \"a\"\nurl = \"http://h\"\ncolour = \"red\"\n",
