@@ -4,11 +4,12 @@
 //! `target/bench-summary.md`.
 
 mod criterion;
-mod fleet;
-mod http;
-mod procfs;
-mod procs;
-mod prom;
+// The fleet helpers are shared with `cargo xtask soak`.
+pub(crate) mod fleet;
+pub(crate) mod http;
+pub(crate) mod procfs;
+pub(crate) mod procs;
+pub(crate) mod prom;
 mod report;
 
 use std::time::Duration;

@@ -1,7 +1,9 @@
-//! Project tasks: `cargo xtask test`, `cargo xtask bench`, `cargo xtask fmt`.
+//! Project tasks: `cargo xtask test`, `cargo xtask bench`, `cargo xtask soak`,
+//! `cargo xtask fmt`.
 
 mod bench;
 mod run;
+mod soak;
 mod test;
 
 use std::process::ExitCode;
@@ -12,6 +14,8 @@ usage: cargo xtask <task>
 tasks:
   test    fmt check, clippy (-D warnings) and every test in the workspace
   bench   criterion benchmarks and the fleet-scale sweep; writes target/bench-summary.md
+  soak    a fleet under random faults for --minutes; fails on growth after warm-up or
+          streams not back; writes target/soak-report.md (`cargo xtask soak --help`)
   fmt     format the workspace
 ";
 
@@ -20,6 +24,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("test") => test::run(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
+        Some("soak") => soak::run(&args[1..]),
         Some("fmt") => run::cargo(&["fmt", "--all"]),
         Some("-h" | "--help" | "help") | None => {
             print!("{USAGE}");
