@@ -131,6 +131,19 @@ pub(crate) fn run(extra: &[String]) -> Result<(), String> {
         ));
     }
     drop(fleet);
+    report.log = report::LogSummary::of(
+        &std::fs::read_to_string(dir.join("conn-supervisor.err")).unwrap_or_default(),
+    );
+    checks.push(Check::new(
+        "no panic in the supervisor's log",
+        report.log.panics.is_empty(),
+        format!(
+            "{} lines mention a panic; {} warnings, {} errors",
+            report.log.panics.len(),
+            report.log.warnings,
+            report.log.errors
+        ),
+    ));
     report.checks = checks;
     report.finished = report::utc_now();
 

@@ -73,7 +73,7 @@ impl Fleet {
                 "--session-ttl-s".into(),
                 SESSION_TTL_S.into(),
             ],
-            &[("RUST_LOG", "warn")],
+            &[("RUST_LOG", "warn"), ("NO_COLOR", "1")],
             dir,
         )?;
         let banner = wait_for_output(&mut sim, &dir.join("helo-sim.out"), |text| {
@@ -93,7 +93,11 @@ impl Fleet {
                 "--config".into(),
                 config_path.display().to_string(),
             ],
-            &[("RUST_LOG", "warn"), (PASSWORD_ENV, PASSWORD)],
+            &[
+                ("RUST_LOG", "warn"),
+                ("NO_COLOR", "1"),
+                (PASSWORD_ENV, PASSWORD),
+            ],
             dir,
         )?;
         let admin = wait_for_output(&mut sup, &dir.join("conn-supervisor.out"), parse_admin)?;

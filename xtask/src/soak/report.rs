@@ -42,6 +42,52 @@ pub(crate) struct Report {
     pub(crate) checks: Vec<Check>,
     /// Encoders not healthy or not on air after the settle.
     pub(crate) problems: Vec<String>,
+    /// What the supervisor logged.
+    pub(crate) log: LogSummary,
+}
+
+/// The supervisor's log (`RUST_LOG=warn`), counted.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct LogSummary {
+    pub(crate) warnings: usize,
+    pub(crate) errors: usize,
+    /// Lines that mention a panic.
+    pub(crate) panics: Vec<String>,
+    /// The most frequent messages (`LEVEL target: message`, fields dropped), with counts.
+    pub(crate) top: Vec<(String, usize)>,
+}
+
+impl LogSummary {
+    /// Counts the lines of a `tracing` text log without colours.
+    pub(crate) fn of(text: &str) -> Self {
+        let mut out = Self::default();
+        let mut messages: BTreeMap<String, usize> = BTreeMap::new();
+        for line in text.lines() {
+            // `TIMESTAMP  LEVEL target: message key=value ...`
+            let mut words = line.split_whitespace();
+            let _time = words.next();
+            let level = words.next().unwrap_or("");
+            match level {
+                "WARN" => out.warnings += 1,
+                "ERROR" => out.errors += 1,
+                _ => {}
+            }
+            if line.contains("panicked") {
+                out.panics.push(line.chars().take(300).collect());
+            }
+            if level == "WARN" || level == "ERROR" {
+                let rest: Vec<&str> = words.take_while(|w| !w.contains('=')).collect();
+                *messages
+                    .entry(format!("{level} {}", rest.join(" ")))
+                    .or_default() += 1;
+            }
+        }
+        let mut top: Vec<(String, usize)> = messages.into_iter().collect();
+        top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        top.truncate(12);
+        out.top = top;
+        out
+    }
 }
 
 /// The current time, UTC, to the second.
@@ -127,7 +173,7 @@ pub(crate) fn render(r: &Report) -> String {
         s,
         "- Fleet: one `helo-sim` serving {} encoders (password, sessions expire after 300 s), \
          one `conn-supervisor` ({}); 8 in 10 encoders expect streaming, 1 in 10 streaming \
-         and recording, 1 in 10 observed only. Every encoder checked {:.1} s after start.",
+         and recording, 1 in 10 observed only. Every encoder checked {:.1} s after the admin API answered.",
         a.encoders,
         settings.join(", "),
         r.first_checks.as_secs_f64()
@@ -179,6 +225,8 @@ pub(crate) fn render(r: &Report) -> String {
         "| t (min) | RSS (MiB) | fds | threads | series | scrape (ms) | supervisor CPU | device req/s | healthy | degraded | critical | unreachable | other | streaming | recording | faults so far |"
     );
     let _ = writeln!(s, "|{}", " --- |".repeat(16));
+    // Short runs sample more often than a tenth of a minute.
+    let digits = if a.minutes > 10.0 { 1 } else { 2 };
     let mut prev: Option<&Sample> = None;
     for i in pick(r.samples.len(), ROWS) {
         let x = &r.samples[i];
@@ -205,7 +253,7 @@ pub(crate) fn render(r: &Report) -> String {
         };
         let _ = writeln!(
             s,
-            "| {:.1}{} | {} | {} | {} | {} | {} | {} | {} | {} | {other} | {streaming} | {recording} | {} |",
+            "| {:.digits$}{} | {} | {} | {} | {} | {} | {} | {} | {} | {other} | {streaming} | {recording} | {} |",
             x.t_s / 60.0,
             if x.healthz { "" } else { " (no /healthz)" },
             opt(x.rss_kib.map(|k| format!("{:.1}", k as f64 / 1024.0))),
@@ -272,6 +320,22 @@ pub(crate) fn render(r: &Report) -> String {
             f.event.encoder,
             f.error.as_deref().unwrap_or("")
         );
+    }
+
+    let _ = writeln!(s, "\n## The supervisor's log\n");
+    let _ = writeln!(
+        s,
+        "{} warnings, {} errors, {} panics (`RUST_LOG=warn`, `target/soak/conn-supervisor.err`). \
+         Most frequent:\n",
+        r.log.warnings,
+        r.log.errors,
+        r.log.panics.len()
+    );
+    for (message, count) in &r.log.top {
+        let _ = writeln!(s, "- {count} × `{}`", message.replace('`', "'"));
+    }
+    for p in &r.log.panics {
+        let _ = writeln!(s, "- panic: `{}`", p.replace('`', "'"));
     }
 
     let _ = writeln!(s, "\n## After the settle\n");
@@ -443,6 +507,7 @@ mod tests {
                 ),
             ],
             problems: vec!["enc-00003: status degraded | x".into()],
+            log: LogSummary::of(LOG),
             ..Report::default()
         }
     }
@@ -457,12 +522,43 @@ mod tests {
         assert!(text.contains(
             "| every encoder healthy and on air after the settle | **FAIL** | 1 of 10 |"
         ));
+        assert!(text.contains("- 2 × `WARN conn_supervisor::supervise: stream not streaming`"));
+        assert!(text.contains("2 warnings, 1 errors, 1 panics"), "{text}");
         assert!(text.contains("| 0.2 (no /healthz) | 10.0 | 40 | 6 | 500 | 3 | 20 % | 100 | 8 | 0 | 0 | 0 | 2 | 7/9 | 1/1 | 1 |"), "{text}");
         assert!(text.contains("| hang | 1 | 1 | 1 |"), "{text}");
         assert!(text.contains("| reboot | 1 | 0 | 0 |"));
         assert!(text.contains("| overheat | 0 | 0 | 0 |"));
         assert!(text.contains("2 faults started on 2 encoders; 1 injections failed"));
         assert!(text.contains("- enc-00003: status degraded \\| x"));
+    }
+
+    const LOG: &str = "\
+2026-12-02T13:10:57.874262Z  WARN conn_supervisor::supervise: stream not streaming encoder_id=enc-00007 state=1
+2026-12-02T13:10:58.874262Z  WARN conn_supervisor::supervise: stream not streaming encoder_id=enc-00002 state=1
+2026-12-02T13:11:18.080751Z ERROR conn_supervisor::supervise: stream still not streaming; giving up for now encoder_id=enc-00001
+thread 'tokio-runtime-worker' panicked at src/x.rs:1:1:
+2026-12-02T13:11:19.080751Z  INFO conn_supervisor: fine
+";
+
+    #[test]
+    fn the_log_is_counted_by_level_and_message() {
+        let log = LogSummary::of(LOG);
+        assert_eq!((log.warnings, log.errors), (2, 1));
+        assert_eq!(log.panics.len(), 1);
+        assert_eq!(
+            log.top,
+            vec![
+                (
+                    "WARN conn_supervisor::supervise: stream not streaming".to_string(),
+                    2
+                ),
+                (
+                    "ERROR conn_supervisor::supervise: stream still not streaming; giving up for now"
+                        .to_string(),
+                    1
+                ),
+            ]
+        );
     }
 
     #[test]
