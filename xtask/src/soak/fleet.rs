@@ -177,12 +177,18 @@ impl Fleet {
         ))
     }
 
-    /// Stops the supervisor (SIGTERM, as an operator would) and answers how it exited.
+    /// Stops the supervisor with SIGTERM, as an operator would: an error unless it
+    /// was still running and exits 0 within 10 s. Then stops the devices.
     pub(crate) fn stop(&mut self) -> Result<(), String> {
-        let result = self.sup.check_alive();
-        self.sup.stop(Duration::from_secs(10));
-        self.sim.stop(Duration::from_secs(10));
-        result
+        let alive = self.sup.check_alive();
+        let exit = self.sup.stop(Duration::from_secs(10));
+        let _ = self.sim.stop(Duration::from_secs(10));
+        alive?;
+        match exit {
+            Some(status) if status.success() => Ok(()),
+            Some(status) => Err(format!("exited with {status} on SIGTERM")),
+            None => Err("still running 10 s after SIGTERM (killed)".into()),
+        }
     }
 }
 
