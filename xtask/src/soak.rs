@@ -8,6 +8,7 @@
 
 mod args;
 mod fleet;
+mod outages;
 mod report;
 mod sample;
 mod schedule;

@@ -5,6 +5,7 @@ use std::{collections::BTreeMap, fmt::Write as _, process::Command, time::Durati
 use super::{
     args::Args,
     fleet::SETTINGS,
+    outages::outages,
     sample::Sample,
     schedule::{Event, Kind, Step},
     verdict::{Check, RSS_GROWTH_PER_HOUR},
@@ -322,6 +323,8 @@ pub(crate) fn render(r: &Report) -> String {
         );
     }
 
+    render_outages(&mut s, r);
+
     let _ = writeln!(s, "\n## The supervisor's log\n");
     let _ = writeln!(
         s,
@@ -355,6 +358,68 @@ pub(crate) fn render(r: &Report) -> String {
         }
     }
     s
+}
+
+/// Spells of expected streams and recordings off air, by cause, and the longest.
+fn render_outages(s: &mut String, r: &Report) {
+    let spells = outages(&r.samples, &r.faults);
+    let end_s = r.samples.last().map_or(0.0, |x| x.t_s);
+    let _ = writeln!(s, "\n## Streams and recordings off air\n");
+    let encoders = spells
+        .iter()
+        .map(|o| o.k)
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    let never = spells.iter().filter(|o| o.to_s.is_none()).count();
+    let _ = writeln!(
+        s,
+        "As the supervisor reported them (`/api/encoders`), sample by sample: a spell seen \
+         in one sample lasted from a moment to two sample periods. {} spells on {encoders} \
+         encoders; {never} not back by the last sample. The cause is the last fault started \
+         on the encoder before the spell was seen.\n",
+        spells.len()
+    );
+    if spells.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "| cause | spells | median seen off (s) | longest seen off (s) |\n| --- | --- | --- | --- |"
+    );
+    let mut by_cause: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    for o in &spells {
+        by_cause
+            .entry(o.cause_name())
+            .or_default()
+            .push(o.seen_off_s(end_s));
+    }
+    for (cause, times) in &by_cause {
+        let longest = times.iter().copied().fold(0.0, f64::max);
+        let _ = writeln!(
+            s,
+            "| {cause} | {} | {:.0} | {longest:.0} |",
+            times.len(),
+            crate::bench::fleet::median(times).unwrap_or(0.0)
+        );
+    }
+    let mut longest: Vec<_> = spells.iter().collect();
+    longest.sort_by(|a, b| b.seen_off_s(end_s).total_cmp(&a.seen_off_s(end_s)));
+    let _ = writeln!(
+        s,
+        "\nLongest:\n\n| encoder | cause | fault at (s) | seen off from (s) | seen back at (s) | seen off (s) |\n| --- | --- | --- | --- | --- | --- |"
+    );
+    for o in longest.iter().take(5) {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {:.0} | {} | {:.0} |",
+            super::sample::encoder_id(o.k),
+            o.cause_name(),
+            o.cause.map_or("–".into(), |(_, t)| format!("{t:.0}")),
+            o.from_s,
+            o.to_s.map_or("never".into(), |t| format!("{t:.0}")),
+            o.seen_off_s(end_s)
+        );
+    }
 }
 
 /// Every sample as CSV.
@@ -461,6 +526,7 @@ mod tests {
             expect_streaming: 9,
             recording: 1,
             expect_recording: 1,
+            off_air: vec![3],
         };
         let samples = (0..3)
             .map(|i| Sample {
@@ -530,6 +596,16 @@ mod tests {
         assert!(text.contains("| overheat | 0 | 0 | 0 |"));
         assert!(text.contains("2 faults started on 2 encoders; 1 injections failed"));
         assert!(text.contains("- enc-00003: status degraded \\| x"));
+        // Encoder 3 is off air in every sample, from before its hang.
+        assert!(
+            text.contains("1 spells on 1 encoders; 1 not back"),
+            "{text}"
+        );
+        assert!(text.contains("| start-up | 1 | 20 | 20 |"), "{text}");
+        assert!(
+            text.contains("| enc-00003 | start-up | – | 0 | never | 20 |"),
+            "{text}"
+        );
     }
 
     const LOG: &str = "\

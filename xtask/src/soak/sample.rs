@@ -55,6 +55,8 @@ pub(crate) struct FleetStatus {
     pub(crate) expect_streaming: usize,
     pub(crate) recording: usize,
     pub(crate) expect_recording: usize,
+    /// Encoders (k) whose expected stream or recording the supervisor sees inactive.
+    pub(crate) off_air: Vec<usize>,
 }
 
 impl FleetStatus {
@@ -68,15 +70,21 @@ impl FleetStatus {
         for e in encoders {
             *out.by_status.entry(e.status.clone()).or_default() += 1;
             let role = e.role();
+            let streaming = e.stream.as_deref() == Some("streaming");
+            let recording = e.record.as_deref() == Some("recording");
             if role.streaming {
                 out.expect_streaming += 1;
-                out.streaming += usize::from(e.stream.as_deref() == Some("streaming"));
+                out.streaming += usize::from(streaming);
             }
             if role.recording {
                 out.expect_recording += 1;
-                out.recording += usize::from(e.record.as_deref() == Some("recording"));
+                out.recording += usize::from(recording);
+            }
+            if (role.streaming && !streaming) || (role.recording && !recording) {
+                out.off_air.push(e.k);
             }
         }
+        out.off_air.sort_unstable();
         out
     }
 }
@@ -272,6 +280,7 @@ mod tests {
         // only observed.
         assert_eq!((f.streaming, f.expect_streaming), (1, 2));
         assert_eq!((f.recording, f.expect_recording), (1, 1));
+        assert_eq!(f.off_air, vec![10]);
     }
 
     #[test]
