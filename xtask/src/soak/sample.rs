@@ -43,6 +43,8 @@ pub(crate) struct Sample {
     pub(crate) device_requests: Option<f64>,
     /// Faults started so far.
     pub(crate) faults: usize,
+    /// The machine's 1-minute load average: on a shared machine, what else ran.
+    pub(crate) load1: Option<f64>,
 }
 
 /// The fleet as `/api/encoders` shows it.
@@ -175,6 +177,16 @@ pub(crate) fn count_series(text: &str) -> (usize, usize) {
     (total, per_encoder.values().copied().max().unwrap_or(0))
 }
 
+/// The first field of `/proc/loadavg`.
+fn load1() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// `GET /api/encoders`, parsed.
 pub(crate) fn encoders(admin: &str) -> Result<Vec<EncoderState>, String> {
     let r = http::get(admin, "/api/encoders", HTTP_TIMEOUT)?;
@@ -202,6 +214,7 @@ pub(crate) fn take(fleet: &Fleet, t_s: f64, ticks: f64, faults: usize) -> Sample
     let mut s = Sample {
         t_s,
         faults,
+        load1: load1(),
         rss_kib: procfs::rss_bytes(pid)
             .map(|b| b / 1024)
             .map_err(|e| warn("rss", e))
@@ -306,5 +319,10 @@ mod tests {
                     process_open_fds 12\n";
         assert_eq!(count_series(text), (4, 2));
         assert_eq!(count_series(""), (0, 0));
+    }
+
+    #[test]
+    fn reads_the_load_average() {
+        assert!(load1().is_some_and(|l| l >= 0.0));
     }
 }
