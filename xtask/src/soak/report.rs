@@ -223,9 +223,9 @@ pub(crate) fn render(r: &Report) -> String {
     );
     let _ = writeln!(
         s,
-        "| t (min) | RSS (MiB) | fds | threads | series | scrape (ms) | supervisor CPU | device req/s | healthy | degraded | critical | unreachable | other | streaming | recording | faults so far | load |"
+        "| t (min) | RSS (MiB) | fds | threads | series | scrape (ms) | supervisor CPU | device req/s | healthy | degraded | critical | unreachable | other | streaming | recording | faults so far | connections opened | load |"
     );
-    let _ = writeln!(s, "|{}", " --- |".repeat(17));
+    let _ = writeln!(s, "|{}", " --- |".repeat(18));
     // Short runs sample more often than a tenth of a minute.
     let digits = if a.minutes > 10.0 { 1 } else { 2 };
     let mut prev: Option<&Sample> = None;
@@ -254,7 +254,7 @@ pub(crate) fn render(r: &Report) -> String {
         };
         let _ = writeln!(
             s,
-            "| {:.digits$}{} | {} | {} | {} | {} | {} | {} | {} | {} | {other} | {streaming} | {recording} | {} | {} |",
+            "| {:.digits$}{} | {} | {} | {} | {} | {} | {} | {} | {} | {other} | {streaming} | {recording} | {} | {} | {} |",
             x.t_s / 60.0,
             if x.healthz { "" } else { " (no /healthz)" },
             opt(x.rss_kib.map(|k| format!("{:.1}", k as f64 / 1024.0))),
@@ -266,6 +266,7 @@ pub(crate) fn render(r: &Report) -> String {
             opt(rate),
             statuses.join(" | "),
             x.faults,
+            opt(x.connections_opened.map(|c| format!("{c:.0}"))),
             opt(x.load1.map(|l| format!("{l:.1}")))
         );
         prev = Some(x);
@@ -428,7 +429,7 @@ pub(crate) fn samples_csv(samples: &[Sample]) -> String {
     let mut s = String::from(
         "t_s,rss_kib,fds,threads,cpu_s,healthz,series,series_max_per_encoder,scrape_ms,\
          metrics_bytes,healthy,degraded,critical,unreachable,other,streaming,expect_streaming,\
-         recording,expect_recording,device_requests,faults,load1\n",
+         recording,expect_recording,device_requests,faults,load1,connections_opened\n",
     );
     let o = |v: Option<String>| v.unwrap_or_default();
     for x in samples {
@@ -449,7 +450,7 @@ pub(crate) fn samples_csv(samples: &[Sample]) -> String {
         });
         let _ = writeln!(
             s,
-            "{:.1},{},{},{},{},{},{},{},{},{},{fleet},{},{},{}",
+            "{:.1},{},{},{},{},{},{},{},{},{},{fleet},{},{},{},{}",
             x.t_s,
             o(x.rss_kib.map(|v| v.to_string())),
             o(x.fds.map(|v| v.to_string())),
@@ -462,7 +463,8 @@ pub(crate) fn samples_csv(samples: &[Sample]) -> String {
             o(x.metrics_bytes.map(|v| v.to_string())),
             o(x.device_requests.map(|v| format!("{v:.0}"))),
             x.faults,
-            o(x.load1.map(|v| format!("{v:.2}")))
+            o(x.load1.map(|v| format!("{v:.2}"))),
+            o(x.connections_opened.map(|v| format!("{v:.0}")))
         );
     }
     s
@@ -593,7 +595,7 @@ mod tests {
         ));
         assert!(text.contains("- 2 × `WARN conn_supervisor::supervise: stream not streaming`"));
         assert!(text.contains("2 warnings, 1 errors, 1 panics"), "{text}");
-        assert!(text.contains("| 0.2 (no /healthz) | 10.0 | 40 | 6 | 500 | 3 | 20 % | 100 | 8 | 0 | 0 | 0 | 2 | 7/9 | 1/1 | 1 | 3.2 |"), "{text}");
+        assert!(text.contains("| 0.2 (no /healthz) | 10.0 | 40 | 6 | 500 | 3 | 20 % | 100 | 8 | 0 | 0 | 0 | 2 | 7/9 | 1/1 | 1 | – | 3.2 |"), "{text}");
         assert!(text.contains("| hang | 1 | 1 | 1 |"), "{text}");
         assert!(text.contains("| reboot | 1 | 0 | 0 |"));
         assert!(text.contains("| overheat | 0 | 0 | 0 |"));
@@ -663,8 +665,9 @@ thread 'tokio-runtime-worker' panicked at src/x.rs:1:1:
             assert_eq!(line.split(',').count(), header_fields, "{line}");
         }
         assert!(
-            samples
-                .contains("\n10.0,10240,40,6,2.00,false,500,,3.0,,8,0,0,0,2,7,9,1,1,1000,1,3.25\n"),
+            samples.contains(
+                "\n10.0,10240,40,6,2.00,false,500,,3.0,,8,0,0,0,2,7,9,1,1,1000,1,3.25,\n"
+            ),
             "{samples}"
         );
         let empty = samples_csv(&[Sample::default()]);

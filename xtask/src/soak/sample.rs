@@ -38,6 +38,10 @@ pub(crate) struct Sample {
     pub(crate) series_max_per_encoder: Option<usize>,
     pub(crate) scrape_ms: Option<f64>,
     pub(crate) metrics_bytes: Option<usize>,
+    /// Connections warmed so far (`helo_warmup_success_total`): every new connection
+    /// gets a new id, so per-connection state that outlives its connection grows with
+    /// this.
+    pub(crate) connections_opened: Option<f64>,
     pub(crate) fleet: Option<FleetStatus>,
     /// Protocol requests the devices answered so far (helo-sim's fleet total).
     pub(crate) device_requests: Option<f64>,
@@ -238,6 +242,7 @@ pub(crate) fn take(fleet: &Fleet, t_s: f64, ticks: f64, faults: usize) -> Sample
             let (total, per_encoder) = count_series(&r.body);
             s.series = Some(total);
             s.series_max_per_encoder = Some(per_encoder);
+            s.connections_opened = Some(prom::sum(&r.body, "helo_warmup_success_total"));
         }
         Ok(r) => warn("/metrics", format!("answered {}", r.status)),
         Err(e) => warn("/metrics", e),
