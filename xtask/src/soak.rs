@@ -68,7 +68,7 @@ pub(crate) fn run(extra: &[String]) -> Result<(), String> {
         args.settle.as_secs()
     );
 
-    let mut fleet = Fleet::start(&bin_dir(&root), &dir, n)?;
+    let mut fleet = Fleet::start(&bin_dir(&root), &dir, n, &args.settings)?;
     let first_checks = fleet.wait_checked(FIRST_CHECKS)?;
     eprintln!(
         "   every encoder checked after {:.1} s; faults start now",
@@ -78,7 +78,7 @@ pub(crate) fn run(extra: &[String]) -> Result<(), String> {
     let mut report = Report {
         command: Args::command(extra),
         args: args.clone(),
-        pool: (fleet.setup.min_warm, fleet.setup.max_connections),
+        settings: fleet.settings.clone(),
         first_checks,
         started: report::utc_now(),
         ..Report::default()

@@ -16,6 +16,8 @@ usage: cargo xtask soak [options]
   --max-rss-growth-kib-per-hour X   RSS slope bound after warm-up (default: 10 % of
                                     the median post-warm-up RSS per hour)
   --out FILE                        the Markdown report (default target/soak-report.md)
+  --set KEY=VALUE                   a supervisor [defaults] setting, VALUE as TOML
+                                    (e.g. --set max_lifetime=120); repeatable
 ";
 
 /// What the soak runs.
@@ -32,6 +34,8 @@ pub(crate) struct Args {
     /// `None`: 10 % of the post-warm-up RSS per hour.
     pub(crate) max_rss_growth_kib_per_hour: Option<f64>,
     pub(crate) out: Option<PathBuf>,
+    /// Supervisor settings that replace the soak's (`--set`).
+    pub(crate) settings: Vec<(String, String)>,
 }
 
 impl Default for Args {
@@ -46,8 +50,27 @@ impl Default for Args {
             seed: 1,
             max_rss_growth_kib_per_hour: None,
             out: None,
+            settings: Vec::new(),
         }
     }
+}
+
+/// `KEY=VALUE` of `--set`: a plain key, and a one-line value (TOML, checked by the
+/// supervisor when it starts).
+fn setting(text: &str) -> Result<(String, String), String> {
+    let (key, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("--set {text:?}: KEY=VALUE expected"))?;
+    let (key, value) = (key.trim(), value.trim());
+    if key.is_empty() || !key.chars().all(|c| c.is_ascii_lowercase() || c == '_') {
+        return Err(format!(
+            "--set {text:?}: the key is a setting name like max_lifetime"
+        ));
+    }
+    if value.is_empty() || value.contains(['\n', '\r']) {
+        return Err(format!("--set {text:?}: the value is one line of TOML"));
+    }
+    Ok((key.to_string(), value.to_string()))
 }
 
 impl Args {
@@ -96,6 +119,12 @@ impl Args {
                         .next()
                         .ok_or_else(|| format!("--out needs a file\n{USAGE}"))?;
                     a.out = Some(PathBuf::from(v));
+                }
+                "--set" => {
+                    let v = it
+                        .next()
+                        .ok_or_else(|| format!("--set needs KEY=VALUE\n{USAGE}"))?;
+                    a.settings.push(setting(v)?);
                 }
                 "-h" | "--help" => return Err(USAGE.to_string()),
                 other => return Err(format!("unknown option {other:?}\n{USAGE}")),
@@ -171,7 +200,11 @@ mod tests {
             "--max-rss-growth-kib-per-hour",
             "2048",
             "--out",
-            "/tmp/r.md",
+            "/tmp/r_1.md",
+            "--set",
+            "max_lifetime = \"2m\"",
+            "--set",
+            "min_warm=2",
         ])
         .unwrap();
         assert_eq!(a.minutes, 5.0);
@@ -182,7 +215,14 @@ mod tests {
         assert_eq!(a.settle, Duration::from_secs(30));
         assert_eq!(a.seed, 42);
         assert_eq!(a.max_rss_growth_kib_per_hour, Some(2048.0));
-        assert_eq!(a.out, Some(PathBuf::from("/tmp/r.md")));
+        assert_eq!(a.out, Some(PathBuf::from("/tmp/r_1.md")));
+        assert_eq!(
+            a.settings,
+            vec![
+                ("max_lifetime".to_string(), "\"2m\"".to_string()),
+                ("min_warm".to_string(), "2".to_string())
+            ]
+        );
     }
 
     #[test]
@@ -211,6 +251,11 @@ mod tests {
             ),
             (&["--seed", "x"], "--seed"),
             (&["--out"], "--out needs a file"),
+            (&["--set"], "--set needs KEY=VALUE"),
+            (&["--set", "max_lifetime"], "KEY=VALUE expected"),
+            (&["--set", "Bad-Key=1"], "setting name"),
+            (&["--set", "x="], "one line of TOML"),
+            (&["--set", "x=1\n[[encoder]]"], "one line of TOML"),
             (&["--frobnicate"], "unknown option \"--frobnicate\""),
         ] {
             let err = parse(args).unwrap_err();

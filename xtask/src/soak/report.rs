@@ -4,7 +4,6 @@ use std::{collections::BTreeMap, fmt::Write as _, process::Command, time::Durati
 
 use super::{
     args::Args,
-    fleet::SETTINGS,
     outages::outages,
     sample::Sample,
     schedule::{Event, Kind, Step},
@@ -32,8 +31,8 @@ pub(crate) struct FaultRecord {
 pub(crate) struct Report {
     pub(crate) command: String,
     pub(crate) args: Args,
-    /// `(min_warm, max_connections)`.
-    pub(crate) pool: (usize, usize),
+    /// The supervisor's `[defaults]`.
+    pub(crate) settings: Vec<(String, String)>,
     /// From starting the supervisor until it had checked every encoder.
     pub(crate) first_checks: Duration,
     pub(crate) started: String,
@@ -162,13 +161,10 @@ pub(crate) fn render(r: &Report) -> String {
     let _ = writeln!(s, "- Command: `{}`", r.command);
     let _ = writeln!(s, "- Run: {} to {}", r.started, r.finished);
     let _ = writeln!(s, "- Machine: {}", machine());
-    let settings: Vec<String> = SETTINGS
+    let settings: Vec<String> = r
+        .settings
         .iter()
         .map(|(k, v)| format!("{k} = {}", v.trim_matches('"')))
-        .chain([
-            format!("min_warm = {}", r.pool.0),
-            format!("max_connections = {}", r.pool.1),
-        ])
         .collect();
     let _ = writeln!(
         s,
