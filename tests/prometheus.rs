@@ -23,19 +23,11 @@ use deploy_files::*;
 use serde_json::Value;
 use tokio::net::TcpStream;
 
-/// Metric families that other work on issue 13 is adding to the supervisor right now.
-/// Until it is merged the demo exports none of them, so a query that reads only these
-/// (and finds none of them in Prometheus) may return no data; every other query must.
-/// Once one of them is exported, queries that read it must return data as well.
-/// The lead removes this list after merging (CLUSTER_METRICS stays: one supervisor is
-/// no cluster).
-const PENDING_METRICS: &[&str] = &[
-    "helo_encoder_status",
-    "helo_encoder_health_score",
-    "helo_encoder_in_desired_state",
-    "helo_device_media_available_percent",
-    "helo_request_budget_refused_total",
-];
+/// Metric families the demo may not export: a query that reads only these (and finds
+/// none of them in Prometheus) may return no data; every other query must. Empty: the
+/// demo exports every family but the cluster's (CLUSTER_METRICS: one supervisor is no
+/// cluster).
+const PENDING_METRICS: &[&str] = &[];
 
 /// How long the scrapes may take to show every series the queries need.
 const DATA_DEADLINE: Duration = Duration::from_secs(40);
@@ -198,9 +190,12 @@ async fn the_dashboard_and_alert_rules_work_on_a_real_prometheus_scraping_the_de
         return;
     };
     let started = tokio::time::Instant::now();
-    let demo = Demo::start(8, "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    let demo = Demo::start(
+        conn_supervisor::demo::ROLES.len(),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
     let (fleet, admin) = start_fleet(&demo.config).await;
     let mut prom = Prometheus::start(&binary, admin);
     prom.wait_ready(Duration::from_secs(20)).await;
@@ -347,6 +342,49 @@ async fn the_dashboard_and_alert_rules_work_on_a_real_prometheus_scraping_the_de
         "{:?}",
         overheat[0]["annotations"]
     );
+    // An encoder that stops answering: the unreachable condition holds for it and only
+    // it, and its alert is pending (its `for:` is a minute).
+    demo.sims[6].go_unreachable(Duration::from_secs(60));
+    let unreachable = rule_named(&rules, "HeloEncoderUnreachable");
+    common::eventually(
+        Duration::from_secs(20),
+        "the unreachable encoder",
+        || async {
+            let ids = encoder_ids(&prom.query(&unreachable.expr).await.ok()?);
+            (ids == BTreeSet::from(["demo-06-no-events".to_string()])).then_some(())
+        },
+    )
+    .await;
+    common::eventually(
+        Duration::from_secs(10),
+        "the unreachable alert pending",
+        || async {
+            let answer = prom.api("/api/v1/alerts").await;
+            answer["data"]["alerts"]
+                .as_array()?
+                .iter()
+                .any(|a| {
+                    a["labels"]["alertname"] == "HeloEncoderUnreachable"
+                        && a["labels"]["encoder_id"] == "demo-06-no-events"
+                        && a["state"] == "pending"
+                })
+                .then_some(())
+        },
+    )
+    .await;
+    // The held encoder is off air on purpose: not in its desired state, yet no alert.
+    let held = prom
+        .query(r#"helo_encoder_in_desired_state{encoder_id="demo-08-held"} == 0"#)
+        .await
+        .unwrap();
+    assert_eq!(held.len(), 1, "the held encoder is not on air: {held:?}");
+    let not_in_state = rule_named(&rules, "HeloEncoderNotInDesiredState");
+    let paged = encoder_ids(&prom.query(&not_in_state.expr).await.unwrap());
+    assert!(
+        !paged.contains("demo-08-held"),
+        "a held encoder pages: {paged:?}"
+    );
+
     // The supervisor is up and scraped quickly: its own alerts have nothing to say.
     for quiet in ["HeloSupervisorDown", "HeloSupervisorScrapeSlow"] {
         let rule = rules
@@ -368,4 +406,11 @@ async fn the_dashboard_and_alert_rules_work_on_a_real_prometheus_scraping_the_de
     fleet.shutdown(Duration::from_secs(2)).await;
     demo.stop().await;
     eprintln!("took {:?}", started.elapsed());
+}
+
+fn rule_named<'a>(rules: &'a [Rule], name: &str) -> &'a Rule {
+    rules
+        .iter()
+        .find(|r| r.alert.as_deref() == Some(name))
+        .unwrap_or_else(|| panic!("no alert rule {name}"))
 }

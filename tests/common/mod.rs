@@ -61,11 +61,7 @@ pub(crate) fn encoder(
 }
 
 pub(crate) fn fleet_config(encoders: Vec<EncoderConfig>, tunables: &Tunables) -> FleetConfig {
-    FleetConfig {
-        admin_listen: "127.0.0.1:0".parse().unwrap(),
-        defaults: tunables.clone(),
-        encoders,
-    }
+    FleetConfig::new("127.0.0.1:0".parse().unwrap(), tunables.clone(), encoders)
 }
 
 /// Starts a fleet and its admin API on an ephemeral port.

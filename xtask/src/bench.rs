@@ -7,6 +7,7 @@ mod criterion;
 // The fleet helpers are shared with `cargo xtask soak`.
 pub(crate) mod fleet;
 pub(crate) mod http;
+mod peer;
 pub(crate) mod procfs;
 pub(crate) mod procs;
 pub(crate) mod prom;
@@ -19,10 +20,17 @@ use crate::run::{cargo, root};
 const USAGE: &str = "\
 usage: cargo xtask bench [options]
 
-  --quick            short criterion times, 8 s fleet windows, sizes 100,1000
+  --quick            short criterion times, 20 s fleet windows, size 1000
   --only PARTS       comma separated: layers, warm, fleet, faults, scrape (default: all)
-  --sizes N,N,...    fleet sizes (default 100,1000,5000)
-  --window SECS      steady-state window per fleet point (default 20)
+  --sizes N,N,...    fleet sizes (default 1000,3000)
+  --window SECS      steady-state window per fleet point (default 120)
+  --interval SECS    check interval of the fleet sweep (default 10)
+  --min-warm N       fleet sweep: set min_warm (default: the supervisor's default)
+  --max-connections N  fleet sweep: set max_connections (default: the default)
+  --max-lifetime SECS  fleet sweep: set max_lifetime (connection churn)
+  --supervisor PATH  fleet sweep: this conn-supervisor binary (e.g. an older build)
+  --no-peer          fleet sweep without the peer poller (xtask/peer/poller.py)
+  --polling          fleet sweep: also the supervisor with events = false
   --trials N         stream-failure trials per mode (default 3)
   --fault-n N        fleet size of the detection/recovery trials (default 1000)
   --scrape-n N       fleet size of the scrape measurement (default: largest size)
@@ -38,6 +46,13 @@ struct Args {
     scrape_n: Option<usize>,
     timing: criterion::Timing,
     quick: bool,
+    interval_s: u64,
+    min_warm: Option<usize>,
+    max_connections: Option<usize>,
+    max_lifetime_s: Option<u64>,
+    supervisor: Option<std::path::PathBuf>,
+    peer: bool,
+    polling: bool,
 }
 
 impl Args {
@@ -46,8 +61,8 @@ impl Args {
             parts: ["layers", "warm", "fleet", "faults", "scrape"]
                 .map(String::from)
                 .to_vec(),
-            sizes: vec![100, 1_000, 5_000],
-            window: Duration::from_secs(20),
+            sizes: vec![1_000, 3_000],
+            window: Duration::from_secs(120),
             trials: 3,
             fault_n: 1_000,
             scrape_n: None,
@@ -56,6 +71,13 @@ impl Args {
                 measure_s: 3.0,
             },
             quick: false,
+            interval_s: 10,
+            min_warm: None,
+            max_connections: None,
+            max_lifetime_s: None,
+            supervisor: None,
+            peer: true,
+            polling: false,
         };
         let mut it = extra.iter();
         let number = |v: Option<&String>, flag: &str| -> Result<usize, String> {
@@ -66,8 +88,8 @@ impl Args {
             match flag.as_str() {
                 "--quick" => {
                     a.quick = true;
-                    a.sizes = vec![100, 1_000];
-                    a.window = Duration::from_secs(8);
+                    a.sizes = vec![1_000];
+                    a.window = Duration::from_secs(20);
                     a.trials = 2;
                     a.timing = criterion::Timing {
                         warm_up_s: 0.5,
@@ -93,6 +115,18 @@ impl Args {
                 }
                 "--window" => a.window = Duration::from_secs(number(it.next(), flag)? as u64),
                 "--trials" => a.trials = number(it.next(), flag)?,
+                "--interval" => a.interval_s = number(it.next(), flag)?.max(1) as u64,
+                "--min-warm" => a.min_warm = Some(number(it.next(), flag)?),
+                "--max-connections" => a.max_connections = Some(number(it.next(), flag)?),
+                "--max-lifetime" => a.max_lifetime_s = Some(number(it.next(), flag)? as u64),
+                "--supervisor" => {
+                    let v = it
+                        .next()
+                        .ok_or(format!("--supervisor needs a path\n{USAGE}"))?;
+                    a.supervisor = Some(v.into());
+                }
+                "--no-peer" => a.peer = false,
+                "--polling" => a.polling = true,
                 "--fault-n" => a.fault_n = number(it.next(), flag)?,
                 "--scrape-n" => a.scrape_n = Some(number(it.next(), flag)?),
                 "-h" | "--help" => return Err(USAGE.to_string()),
@@ -125,7 +159,6 @@ pub(crate) fn run(extra: &[String]) -> Result<(), String> {
         let m = |id| criterion::median_ns(&root, "stack", id);
         results.layers = Some(report::Layers {
             bare: m("bare")?,
-            timeout: m("timeout")?,
             thermal: m("thermal")?,
             health: m("health")?,
             metrics: m("metrics")?,
@@ -156,38 +189,63 @@ pub(crate) fn run(extra: &[String]) -> Result<(), String> {
         ])?;
         let opts = fleet::Options {
             bin_dir: fleet::bin_dir(&root),
+            supervisor: args.supervisor.clone(),
             out_dir: root.join("target").join("bench-fleet"),
             window: args.window,
             trials: args.trials,
+            peer: args.peer,
         };
-        let scrape_n = args
-            .scrape_n
-            .unwrap_or_else(|| args.sizes.iter().copied().max().unwrap_or(5_000));
-        let mut sizes: Vec<usize> = Vec::new();
         if sweep {
-            sizes.extend(&args.sizes);
-        }
-        if faults {
-            sizes.push(args.fault_n);
-        }
-        if scrape {
-            sizes.push(scrape_n);
-        }
-        sizes.sort_unstable();
-        sizes.dedup();
-        for n in sizes {
-            for events in [true, false] {
-                let steady = sweep && args.sizes.contains(&n);
-                let trials = faults && n == args.fault_n;
-                let scrape = scrape && events && n == scrape_n;
-                if !(steady || trials || scrape) {
-                    continue;
-                }
-                let setup = fleet::Setup::new(n, events);
+            // The supervisor as a user gets it (events on, pool defaults), then the
+            // peer poller against the same simulator.
+            for &n in &args.sizes {
+                let mut setup = fleet::Setup::defaults(n, args.interval_s);
+                setup.min_warm = args.min_warm;
+                setup.max_connections = args.max_connections;
+                setup.max_lifetime_s = args.max_lifetime_s;
                 results
                     .runs
-                    .push(fleet::run(&opts, setup, steady, trials, scrape)?);
+                    .push(fleet::run(&opts, setup, true, false, false)?);
+                if args.polling {
+                    let setup = fleet::Setup {
+                        events: false,
+                        ..setup
+                    };
+                    let opts = fleet::Options {
+                        peer: false,
+                        ..opts.clone()
+                    };
+                    results
+                        .runs
+                        .push(fleet::run(&opts, setup, true, false, false)?);
+                }
             }
+        }
+        // Detection and scrape keep their compressed setup (1 s checks).
+        let mut extra: Vec<(usize, bool, bool, bool)> = Vec::new();
+        if faults {
+            extra.push((args.fault_n, true, true, false));
+            extra.push((args.fault_n, false, true, false));
+        }
+        if scrape {
+            let scrape_n = args
+                .scrape_n
+                .unwrap_or_else(|| args.sizes.iter().copied().max().unwrap_or(3_000));
+            match extra.iter_mut().find(|e| e.0 == scrape_n && e.1) {
+                Some(e) => e.3 = true,
+                None => extra.push((scrape_n, true, false, true)),
+            }
+        }
+        for (n, events, trials, scrape) in extra {
+            let setup = fleet::Setup::new(n, events);
+            let opts = fleet::Options {
+                supervisor: None,
+                peer: false,
+                ..opts.clone()
+            };
+            results
+                .runs
+                .push(fleet::run(&opts, setup, false, trials, scrape)?);
         }
     }
     results.quick = args.quick;

@@ -1,8 +1,10 @@
 //! Project tasks: `cargo xtask test`, `cargo xtask bench`, `cargo xtask soak`,
-//! `cargo xtask fmt`.
+//! `cargo xtask fuzz`, `cargo xtask screenshot`, `cargo xtask fmt`.
 
 mod bench;
+mod fuzz;
 mod run;
+mod screenshot;
 mod soak;
 mod test;
 
@@ -16,6 +18,10 @@ tasks:
   bench   criterion benchmarks and the fleet-scale sweep; writes target/bench-summary.md
   soak    a fleet under random faults for --minutes; fails on growth after warm-up or
           streams not back; writes target/soak-report.md (`cargo xtask soak --help`)
+  screenshot  docs/fleet-page.png from the demo fleet in headless Chromium
+              (more: cargo xtask screenshot --help)
+  fuzz    every cargo-fuzz target for --seconds N (default 60) each (nightly, cargo-fuzz);
+          crashes go to fuzz/regressions/, which `test` replays
   fmt     format the workspace
 ";
 
@@ -25,6 +31,8 @@ fn main() -> ExitCode {
         Some("test") => test::run(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
         Some("soak") => soak::run(&args[1..]),
+        Some("screenshot") => screenshot::run(&args[1..]),
+        Some("fuzz") => fuzz::run(&args[1..]),
         Some("fmt") => run::cargo(&["fmt", "--all"]),
         Some("-h" | "--help" | "help") | None => {
             print!("{USAGE}");

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use helo_transport::Backoff;
+
 use crate::error::CoreError;
 
 /// Settings of the warm pool, shared by every encoder of one [`WarmupManager`].
@@ -22,7 +24,8 @@ use crate::error::CoreError;
 /// [`WarmupManager`]: crate::WarmupManager
 #[derive(Debug, Clone, PartialEq)]
 pub struct PoolConfig {
-    /// Warm (idle, validated) connections kept ready per encoder. Default 3.
+    /// Validated connections kept per encoder, warm or handed out (a checkout that
+    /// finds none warm has one more warmed). Default 3.
     pub min_warm: usize,
     /// Connections per encoder, warm, checked out and cooling together. Default 6.
     pub max_connections: usize,
@@ -38,13 +41,18 @@ pub struct PoolConfig {
     /// Pause between two connects to one encoder, so refills never storm a small
     /// device. Zero disables pacing. Default 250 ms.
     pub refill_interval: Duration,
-    /// First retry delay after a failed warmup. Default 1 s.
+    /// Ceiling of the first retry delay after a failed warmup; it doubles with each
+    /// failure in a row ([`Backoff`]). Default 1 s.
     pub backoff_base: Duration,
     /// Largest retry delay. Default 60 s.
     pub backoff_max: Duration,
-    /// Fraction (0 ≤ j ≤ 1) of each backoff delay taken off at random. Default 0.2.
+    /// Jitter fraction (0 ≤ j ≤ 1) of each retry delay: 1 draws it anywhere below its
+    /// ceiling (full jitter), 0 always waits the ceiling. Default 1.
     pub backoff_jitter: f64,
-    /// Retry delay after the device refused the password. Default 10 min.
+    /// Retry delay after the device refused the password, when the device has no
+    /// login lockout of its own running ([`helo_transport::Device::login_locked_for`]:
+    /// the pool then waits exactly for its end, as every other login source does).
+    /// Default [`helo_transport::DEFAULT_LOGIN_LOCKOUT`], 10 min.
     pub auth_failed_backoff: Duration,
     /// Time for one warmup: connect, log in and validate. Default 10 s.
     pub warmup_timeout: Duration,
@@ -52,13 +60,6 @@ pub struct PoolConfig {
     pub ping_timeout: Duration,
     /// Requests in flight per encoder, over all its connections. Default 4.
     pub max_in_flight_per_encoder: usize,
-    /// Retries allowed per request made (retry budget), e.g. 0.2 = one retry per five
-    /// requests. Default 0.2.
-    pub retry_ratio: f64,
-    /// Retries per second always allowed, however few requests are made. Default 1.
-    pub retry_min_per_sec: u32,
-    /// Window over which the retry budget counts requests and retries. Default 10 s.
-    pub retry_window: Duration,
 }
 
 impl Default for PoolConfig {
@@ -73,14 +74,11 @@ impl Default for PoolConfig {
             refill_interval: Duration::from_millis(250),
             backoff_base: Duration::from_secs(1),
             backoff_max: Duration::from_secs(60),
-            backoff_jitter: 0.2,
-            auth_failed_backoff: Duration::from_secs(600),
+            backoff_jitter: 1.0,
+            auth_failed_backoff: helo_transport::DEFAULT_LOGIN_LOCKOUT,
             warmup_timeout: Duration::from_secs(10),
             ping_timeout: Duration::from_secs(5),
             max_in_flight_per_encoder: 4,
-            retry_ratio: 0.2,
-            retry_min_per_sec: 1,
-            retry_window: Duration::from_secs(10),
         }
     }
 }
@@ -129,14 +127,12 @@ impl PoolConfig {
                 "must be at least 1",
             ));
         }
-        if !(self.retry_ratio.is_finite() && self.retry_ratio >= 0.0) {
-            return Err(CoreError::invalid(
-                "retry_ratio",
-                "must be a finite number, 0 or more",
-            ));
-        }
-        nonzero("retry_window", self.retry_window)?;
         Ok(())
+    }
+
+    /// The warmup retry delays these settings describe.
+    pub fn backoff(&self) -> Backoff {
+        Backoff::new(self.backoff_base, self.backoff_max).with_jitter(self.backoff_jitter)
     }
 
     /// A copy with out-of-range values pulled back into range, for constructors that
@@ -157,10 +153,6 @@ impl PoolConfig {
         or_default(&mut c.warmup_timeout, d.warmup_timeout);
         or_default(&mut c.ping_timeout, d.ping_timeout);
         c.max_in_flight_per_encoder = c.max_in_flight_per_encoder.max(1);
-        if !(c.retry_ratio.is_finite() && c.retry_ratio >= 0.0) {
-            c.retry_ratio = d.retry_ratio;
-        }
-        or_default(&mut c.retry_window, d.retry_window);
         c
     }
 }
@@ -204,6 +196,11 @@ pub struct ThermalConfig {
     /// Opt-in: streaming profile (0–9, `eParamID_StreamingProfileSel`) to switch an
     /// overheated device to. Default `None` (only report).
     pub overheat_profile: Option<u8>,
+    /// How often the manager folds each connection's request outcomes into its
+    /// window, applies AIMD cuts, and republishes its allowed load (which also climbs
+    /// with time). Reads of the manager fold first and are never stale; this bounds
+    /// how late the thermal layer sees a cut or a climb. Default 500 ms.
+    pub update_interval: Duration,
 }
 
 impl Default for ThermalConfig {
@@ -223,6 +220,7 @@ impl Default for ThermalConfig {
             device_temperature_limit: 70.0,
             device_temperature_hysteresis: 5.0,
             overheat_profile: None,
+            update_interval: Duration::from_millis(500),
         }
     }
 }
@@ -292,6 +290,7 @@ impl ThermalConfig {
                 ));
             }
         }
+        nonzero("update_interval", self.update_interval)?;
         Ok(())
     }
 
@@ -328,6 +327,7 @@ impl ThermalConfig {
             c.device_temperature_hysteresis = d.device_temperature_hysteresis;
         }
         c.overheat_profile = c.overheat_profile.filter(|p| *p <= 9);
+        or_default(&mut c.update_interval, d.update_interval);
         c
     }
 }
@@ -430,7 +430,6 @@ mod tests {
             |c| c.max_in_flight_per_encoder = 0,
             Some("max_in_flight_per_encoder"),
         );
-        check_pool(|c| c.retry_ratio = -1.0, Some("retry_ratio"));
         check_pool(|c| c.refill_interval = Duration::ZERO, None);
         check_pool(|c| c.min_warm = 0, None);
     }
@@ -453,5 +452,9 @@ mod tests {
         check_thermal(|c| c.overheat_profile = Some(10), Some("overheat_profile"));
         check_thermal(|c| c.overheat_profile = Some(2), None);
         check_thermal(|c| c.ramp_up = Duration::ZERO, None);
+        check_thermal(
+            |c| c.update_interval = Duration::ZERO,
+            Some("update_interval"),
+        );
     }
 }

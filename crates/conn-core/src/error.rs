@@ -37,14 +37,6 @@ pub enum CoreError {
         /// The text given.
         given: String,
     },
-    /// A background task was needed but no tokio runtime is running.
-    #[error("{encoder}: no tokio runtime to run {what}")]
-    NoRuntime {
-        /// The encoder.
-        encoder: EncoderId,
-        /// The task that could not start.
-        what: &'static str,
-    },
 }
 
 impl CoreError {
@@ -66,11 +58,6 @@ impl CoreError {
     /// A cooling reason did not parse.
     pub fn is_unknown_cooling_reason(&self) -> bool {
         matches!(self, Self::UnknownCoolingReason { .. })
-    }
-
-    /// No tokio runtime was running.
-    pub fn is_no_runtime(&self) -> bool {
-        matches!(self, Self::NoRuntime { .. })
     }
 
     /// The configuration key this error is about, if it is a configuration error.

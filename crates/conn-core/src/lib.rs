@@ -87,7 +87,7 @@ pub use self::{
     observer::{NoopObserver, PoolObserver, ThermalObserver},
     pool::{EncoderPoolState, PoolControl, PoolStats, PooledConnection, WarmupManager},
     reasons::{CoolingOutcome, CoolingReason, RetireReason},
-    thermal::{ConnectionThermalManager, ConnectionThermalSnapshot, DeviceHeat, RetryBudget},
+    thermal::{ConnectionThermalManager, ConnectionThermalSnapshot, DeviceHeat},
     thermal_layer::{Overloaded, ResponseFuture as ThermalResponseFuture, Thermal, ThermalLayer},
 };
 

@@ -118,6 +118,8 @@ pub enum FakeMode {
     PingFails,
     /// Never answers.
     Hang,
+    /// Answers `503` with `Retry-After: n` seconds (rebooting).
+    Unavailable(u64),
 }
 
 /// A scripted [`Connector`] of [`FakeConn`]s that remembers what it made.
@@ -204,6 +206,11 @@ impl Connector for FakeConnector {
         Box::pin(async move {
             match (mode, made) {
                 (FakeMode::Hang, _) => std::future::pending().await,
+                (FakeMode::Unavailable(secs), _) => Err(HeloError::Unavailable {
+                    device: name,
+                    request: "connect".to_string(),
+                    retry_after: Some(std::time::Duration::from_secs(secs)),
+                }),
                 (FakeMode::WrongPassword, _) => Err(HeloError::Auth {
                     device: name,
                     request: "login".to_string(),

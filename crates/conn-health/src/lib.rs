@@ -64,7 +64,8 @@
 //! - [`ConnectionHealthChecker::perform_health_check`] runs the checks of
 //!   [`CheckKind::ALL`] concurrently under one deadline and answers a [`HealthStatus`]
 //!   that serializes to JSON; the score's weights and thresholds are in [`Scoring`].
-//! - [`HealthLayer`] records every real request into the checker's [`PassiveStats`].
+//! - [`HealthLayer`] records every real request into the checker's [`PassiveStats`],
+//!   classified by [`helo_transport::Outcome`] like every other layer.
 //! - [`DeviceStateMirror`] keeps a [`DeviceState`] current from pushed events; an
 //!   attached, live mirror spares the checks their polling.
 //! - [`HealthObserver`] receives every result (`conn-metrics` turns them into
@@ -99,9 +100,9 @@ pub use self::{
     },
     error::HealthError,
     health_layer::{Health, HealthLayer, ResponseFuture},
-    mirror::{BackoffConfig, DeviceState, DeviceStateMirror, MirrorConfig, MirrorStatus, Reading},
+    mirror::{DeviceState, DeviceStateMirror, MirrorConfig, MirrorStatus, Reading},
     observer::{HealthObserver, NoopHealthObserver},
-    passive::{PassiveConfig, PassiveStats, RequestOutcome, WindowSummary},
+    passive::{PassiveConfig, PassiveStats, WindowSummary},
     reconcile::{
         Action, Activity, Decision, DesiredState, Observation, ReconcileEvent, ReconcilePolicy,
         Reconciler, TrackPhase, TrackReport,

@@ -1,56 +1,17 @@
 //! Passive health: outcomes and latencies of real requests, in bounded sliding
-//! windows per encoder and per connection.
+//! windows per connection; an encoder's window is theirs merged when read.
 
 use std::{
     collections::{HashMap, VecDeque},
-    error::Error as StdError,
     fmt,
     sync::{Arc, Mutex, MutexGuard, PoisonError},
     time::Duration,
 };
 
-use helo_transport::{ConnectionId, ErrorClass, HeloError};
+use helo_transport::{ConnectionId, ErrorClass, Outcome};
 use tokio::time::Instant;
 
 use crate::{error::HealthError, status::EncoderId};
-
-/// How one request ended, as passive health counts it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RequestOutcome {
-    /// Answered.
-    Success,
-    /// The device answered that it lacks the parameter: an answer, not an error.
-    Unsupported,
-    /// Failed, with the error's class.
-    Error(ErrorClass),
-    /// Refused by the thermal layer before it reached the device: says nothing about
-    /// the device, so passive windows do not record it.
-    Shed,
-}
-
-impl RequestOutcome {
-    /// The outcome of a request that failed with `err` (any error of a tower stack).
-    pub fn of_error(err: &(dyn StdError + 'static)) -> Self {
-        let mut cur: Option<&(dyn StdError + 'static)> = Some(err);
-        while let Some(e) = cur {
-            if e.downcast_ref::<HeloError>()
-                .is_some_and(HeloError::is_unsupported)
-            {
-                return Self::Unsupported;
-            }
-            if e.is::<conn_core::Overloaded>() {
-                return Self::Shed;
-            }
-            cur = e.source();
-        }
-        Self::Error(ErrorClass::of(err))
-    }
-
-    /// Whether it counts as an error.
-    pub fn is_error(self) -> bool {
-        matches!(self, Self::Error(_))
-    }
-}
 
 /// Bounds of the windows.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,7 +40,7 @@ impl Default for PassiveConfig {
 pub struct WindowSummary {
     /// Requests in the window.
     pub requests: u64,
-    /// Of those, errors.
+    /// Of those, errors ([`Outcome::is_error`]: not answers like "unsupported").
     pub errors: u64,
     /// Mean latency, when there were requests.
     pub mean_latency: Option<Duration>,
@@ -94,13 +55,31 @@ impl WindowSummary {
     pub fn error_rate(&self) -> Option<f64> {
         (self.requests > 0).then(|| self.errors as f64 / self.requests as f64)
     }
+
+    fn of<'a>(samples: impl Iterator<Item = &'a Sample> + Clone) -> Self {
+        let n = samples.clone().count() as u64;
+        if n == 0 {
+            return Self::default();
+        }
+        let total: Duration = samples.clone().map(|s| s.latency).sum();
+        Self {
+            requests: n,
+            errors: samples.clone().filter(|s| s.outcome.is_error()).count() as u64,
+            mean_latency: u32::try_from(n).ok().map(|n| total / n),
+            max_latency: samples.clone().map(|s| s.latency).max(),
+            last_error: samples
+                .filter(|s| s.outcome.is_error())
+                .max_by_key(|s| s.at)
+                .and_then(|s| s.outcome.error_class()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
 struct Sample {
     at: Instant,
     latency: Duration,
-    outcome: RequestOutcome,
+    outcome: Outcome,
 }
 
 #[derive(Debug, Default)]
@@ -129,47 +108,102 @@ impl Window {
     fn newest(&self) -> Option<Instant> {
         self.samples.back().map(|s| s.at)
     }
+}
 
-    fn summary(&self) -> WindowSummary {
-        let n = self.samples.len() as u64;
-        if n == 0 {
-            return WindowSummary::default();
-        }
-        let total: Duration = self.samples.iter().map(|s| s.latency).sum();
-        WindowSummary {
-            requests: n,
-            errors: self.samples.iter().filter(|s| s.outcome.is_error()).count() as u64,
-            mean_latency: u32::try_from(n).ok().map(|n| total / n),
-            max_latency: self.samples.iter().map(|s| s.latency).max(),
-            last_error: self.samples.iter().rev().find_map(|s| match s.outcome {
-                RequestOutcome::Error(c) => Some(c),
-                _ => None,
-            }),
-        }
+/// One connection's window. Its [`HealthLayer`](crate::HealthLayer) resolves it
+/// once, when the layer is built, so a request locks this connection's window and
+/// nothing shared with other connections.
+pub(crate) struct ConnWindow {
+    encoder: EncoderId,
+    conn: ConnectionId,
+    window: Mutex<Window>,
+    cap: usize,
+    max_age: Duration,
+}
+
+impl fmt::Debug for ConnWindow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnWindow")
+            .field("encoder", &self.encoder)
+            .field("conn", &self.conn)
+            .field("samples", &self.lock().samples.len())
+            .finish()
     }
 }
 
-#[derive(Debug, Default)]
-struct EncoderWindows {
-    all: Window,
-    connections: HashMap<ConnectionId, Window>,
+impl ConnWindow {
+    fn new(encoder: &EncoderId, conn: ConnectionId, config: &PassiveConfig) -> Self {
+        Self {
+            encoder: encoder.clone(),
+            conn,
+            window: Mutex::new(Window::default()),
+            cap: config.window,
+            max_age: config.max_age,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Window> {
+        // A panic elsewhere while holding the lock leaves plain samples behind: still
+        // usable.
+        self.window.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Records one request that finished at `now`; shed work is not the device's.
+    pub(crate) fn record(&self, now: Instant, latency: Duration, outcome: Outcome) {
+        if outcome.is_shed() {
+            return;
+        }
+        let mut w = self.lock();
+        w.prune(now, self.max_age);
+        w.push(
+            Sample {
+                at: now,
+                latency,
+                outcome,
+            },
+            self.cap,
+        );
+    }
+
+    fn pruned(&self, now: Instant) -> MutexGuard<'_, Window> {
+        let mut w = self.lock();
+        w.prune(now, self.max_age);
+        w
+    }
 }
 
-/// Shared per-encoder and per-connection request windows.
+type Connections = HashMap<ConnectionId, Arc<ConnWindow>>;
+
+struct Shared {
+    config: PassiveConfig,
+    encoders: Mutex<HashMap<EncoderId, Connections>>,
+}
+
+/// Request windows of every connection, per encoder.
 ///
 /// Cloning gives another handle to the same windows: the [`HealthLayer`](crate::HealthLayer)
-/// of every connection writes, the checker reads.
-#[derive(Clone, Default)]
+/// of every connection writes (each into its own connection's window, resolved when
+/// the layer is built), the checker reads. An encoder's window is its connections'
+/// windows merged when read (the newest `window` samples of them all), so no lock is
+/// shared between connections on the request path. A connection's window outlives
+/// the connection until its samples age out or newer connections evict it, so an
+/// encoder's recent errors are not forgotten when a broken connection is replaced.
+#[derive(Clone)]
 pub struct PassiveStats {
-    inner: Arc<Mutex<HashMap<EncoderId, EncoderWindows>>>,
-    config: Arc<PassiveConfig>,
+    shared: Arc<Shared>,
+}
+
+impl Default for PassiveStats {
+    fn default() -> Self {
+        Self::with_config(PassiveConfig::default())
+    }
 }
 
 impl fmt::Debug for PassiveStats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PassiveStats")
             .field("encoders", &self.lock().len())
-            .field("config", &self.config)
+            .field("config", &self.shared.config)
             .finish()
     }
 }
@@ -187,99 +221,92 @@ impl PassiveStats {
                 "passive max_age must be greater than zero",
             ));
         }
-        Ok(Self {
-            inner: Arc::default(),
-            config: Arc::new(config),
-        })
+        Ok(Self::with_config(config))
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<EncoderId, EncoderWindows>> {
-        // A panic elsewhere while holding the lock leaves plain counters behind: still
-        // usable.
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    fn with_config(config: PassiveConfig) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                config,
+                encoders: Mutex::default(),
+            }),
+        }
     }
 
-    /// Records one finished request.
+    fn lock(&self) -> MutexGuard<'_, HashMap<EncoderId, Connections>> {
+        self.shared
+            .encoders
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The window of connection `conn` of `encoder`, made if new (evicting the least
+    /// recently used window of the encoder when it has too many). Resolved once per
+    /// layer, not per request.
+    pub(crate) fn handle(&self, encoder: &EncoderId, conn: ConnectionId) -> Arc<ConnWindow> {
+        let cfg = &self.shared.config;
+        let mut map = self.lock();
+        let conns = map.entry(encoder.clone()).or_default();
+        if let Some(w) = conns.get(&conn) {
+            return w.clone();
+        }
+        if conns.len() >= cfg.max_connections_per_encoder {
+            let oldest = conns
+                .iter()
+                .min_by_key(|(_, w)| w.lock().newest())
+                .map(|(id, _)| *id);
+            if let Some(id) = oldest {
+                conns.remove(&id);
+            }
+        }
+        conns
+            .entry(conn)
+            .or_insert_with(|| Arc::new(ConnWindow::new(encoder, conn, cfg)))
+            .clone()
+    }
+
+    fn existing(&self, encoder: &EncoderId, conn: ConnectionId) -> Option<Arc<ConnWindow>> {
+        self.lock().get(encoder)?.get(&conn).cloned()
+    }
+
+    /// Records one finished request made outside a [`HealthLayer`](crate::HealthLayer)
+    /// (which records by itself). Shed work ([`Outcome::is_shed`]) is not recorded.
     pub fn record(
         &self,
         encoder: &EncoderId,
         conn: ConnectionId,
         latency: Duration,
-        outcome: RequestOutcome,
+        outcome: Outcome,
     ) {
-        self.record_at(encoder, conn, Instant::now(), latency, outcome);
-    }
-
-    /// [`record`](Self::record) for a request that finished at `now`, so a caller that
-    /// already read the clock to time it does not read it again.
-    pub(crate) fn record_at(
-        &self,
-        encoder: &EncoderId,
-        conn: ConnectionId,
-        now: Instant,
-        latency: Duration,
-        outcome: RequestOutcome,
-    ) {
-        if outcome == RequestOutcome::Shed {
-            return;
-        }
-        let sample = Sample {
-            at: now,
-            latency,
-            outcome,
-        };
-        let cfg = &*self.config;
-        let mut map = self.lock();
-        let enc = map.entry(encoder.clone()).or_default();
-        enc.all.prune(now, cfg.max_age);
-        enc.all.push(sample, cfg.window);
-        if !enc.connections.contains_key(&conn)
-            && enc.connections.len() >= cfg.max_connections_per_encoder
-        {
-            let oldest = enc
-                .connections
-                .iter()
-                .min_by_key(|(_, w)| w.newest())
-                .map(|(id, _)| *id);
-            if let Some(id) = oldest {
-                enc.connections.remove(&id);
-            }
-        }
-        let w = enc.connections.entry(conn).or_default();
-        w.prune(now, cfg.max_age);
-        w.push(sample, cfg.window);
+        self.handle(encoder, conn)
+            .record(Instant::now(), latency, outcome);
     }
 
     /// The window of one connection.
     pub fn connection(&self, encoder: &EncoderId, conn: ConnectionId) -> WindowSummary {
-        let now = Instant::now();
-        let mut map = self.lock();
-        let Some(w) = map
-            .get_mut(encoder)
-            .and_then(|e| e.connections.get_mut(&conn))
-        else {
+        let Some(w) = self.existing(encoder, conn) else {
             return WindowSummary::default();
         };
-        w.prune(now, self.config.max_age);
-        w.summary()
+        let w = w.pruned(Instant::now());
+        WindowSummary::of(w.samples.iter())
     }
 
-    /// The window of all connections of one encoder.
+    /// The window of all connections of one encoder: the newest `window` samples of
+    /// its connections' windows.
     pub fn encoder(&self, encoder: &EncoderId) -> WindowSummary {
+        let windows: Vec<Arc<ConnWindow>> = self
+            .lock()
+            .get(encoder)
+            .map(|conns| conns.values().cloned().collect())
+            .unwrap_or_default();
         let now = Instant::now();
-        let mut map = self.lock();
-        let Some(e) = map.get_mut(encoder) else {
-            return WindowSummary::default();
-        };
-        e.all.prune(now, self.config.max_age);
-        e.all.summary()
-    }
-
-    /// Forgets a connection (closed or evicted).
-    pub fn remove_connection(&self, encoder: &EncoderId, conn: ConnectionId) {
-        if let Some(e) = self.lock().get_mut(encoder) {
-            e.connections.remove(&conn);
-        }
+        let mut samples: Vec<Sample> = windows
+            .iter()
+            .flat_map(|w| w.pruned(now).samples.iter().copied().collect::<Vec<_>>())
+            .collect();
+        samples.sort_by_key(|s| s.at);
+        let keep = samples.len().saturating_sub(self.shared.config.window);
+        WindowSummary::of(samples[keep..].iter())
     }
 
     /// Forgets an encoder.
@@ -290,8 +317,6 @@ impl PassiveStats {
 
 #[cfg(test)]
 mod tests {
-    use helo_transport::BoxError;
-
     use super::*;
 
     fn enc() -> EncoderId {
@@ -313,9 +338,9 @@ mod tests {
         let c1 = ConnectionId::from_raw(1);
         for i in 0..6 {
             let outcome = if i < 2 {
-                RequestOutcome::Error(ErrorClass::Timeout)
+                Outcome::Timeout
             } else {
-                RequestOutcome::Success
+                Outcome::Success
             };
             stats.record(&enc(), c1, ms(10 * (i + 1)), outcome);
         }
@@ -326,12 +351,7 @@ mod tests {
         assert_eq!(s.max_latency, Some(ms(60)));
 
         tokio::time::advance(Duration::from_secs(6)).await;
-        stats.record(
-            &enc(),
-            c1,
-            ms(100),
-            RequestOutcome::Error(ErrorClass::Connection),
-        );
+        stats.record(&enc(), c1, ms(100), Outcome::Connection);
         tokio::time::advance(Duration::from_secs(6)).await;
         let s = stats.connection(&enc(), c1);
         assert_eq!((s.requests, s.errors), (1, 1));
@@ -341,47 +361,69 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn connections_are_evicted_least_recent_first_and_removable() {
+    async fn connections_are_evicted_least_recent_first() {
         let stats = PassiveStats::try_new(PassiveConfig {
             max_connections_per_encoder: 2,
             ..PassiveConfig::default()
         })
         .unwrap();
         let [c1, c2, c3] = [1, 2, 3].map(ConnectionId::from_raw);
-        stats.record(&enc(), c1, ms(1), RequestOutcome::Success);
+        stats.record(&enc(), c1, ms(1), Outcome::Success);
         tokio::time::advance(ms(1)).await;
-        stats.record(&enc(), c2, ms(1), RequestOutcome::Success);
+        stats.record(&enc(), c2, ms(1), Outcome::Success);
         tokio::time::advance(ms(1)).await;
-        stats.record(&enc(), c3, ms(1), RequestOutcome::Success);
+        stats.record(&enc(), c3, ms(1), Outcome::Success);
         assert_eq!(stats.connection(&enc(), c1).requests, 0);
         assert_eq!(stats.connection(&enc(), c2).requests, 1);
-        assert_eq!(stats.encoder(&enc()).requests, 3);
-        stats.remove_connection(&enc(), c2);
-        assert_eq!(stats.connection(&enc(), c2).requests, 0);
+        assert_eq!(stats.encoder(&enc()).requests, 2, "c1's window was evicted");
         stats.remove_encoder(&enc());
         assert_eq!(stats.encoder(&enc()), WindowSummary::default());
     }
 
-    #[test]
-    fn unsupported_answers_are_not_errors() {
-        let unsupported: BoxError = Box::new(HeloError::UnsupportedParam {
-            device: enc(),
-            request: "get eParamID_Temperature".into(),
-            param: "eParamID_Temperature".into(),
-        });
-        assert_eq!(
-            RequestOutcome::of_error(unsupported.as_ref()),
-            RequestOutcome::Unsupported
+    #[tokio::test(start_paused = true)]
+    async fn an_encoders_window_merges_its_connections_newest_first() {
+        let stats = PassiveStats::try_new(PassiveConfig {
+            window: 3,
+            ..PassiveConfig::default()
+        })
+        .unwrap();
+        let [c1, c2] = [1, 2].map(ConnectionId::from_raw);
+        // Handles are resolved once, as a layer does; each writes its own window.
+        let (h1, h2) = (stats.handle(&enc(), c1), stats.handle(&enc(), c2));
+        h1.record(Instant::now(), ms(10), Outcome::Timeout);
+        tokio::time::advance(ms(1)).await;
+        h2.record(Instant::now(), ms(20), Outcome::Success);
+        tokio::time::advance(ms(1)).await;
+        h1.record(Instant::now(), ms(30), Outcome::Connection);
+        tokio::time::advance(ms(1)).await;
+        h2.record(Instant::now(), ms(40), Outcome::Rejected);
+        tokio::time::advance(ms(1)).await;
+        h2.record(Instant::now(), ms(50), Outcome::Shed);
+        // The newest three of both: 20 ms ok, 30 ms connection error, 40 ms rejected
+        // (an answer); the shed request is not the device's.
+        let s = stats.encoder(&enc());
+        assert_eq!((s.requests, s.errors), (3, 1));
+        assert_eq!(s.mean_latency, Some(ms(30)));
+        assert_eq!(s.max_latency, Some(ms(40)));
+        assert_eq!(s.last_error, Some(ErrorClass::Connection));
+        let s1 = stats.connection(&enc(), c1);
+        assert_eq!((s1.requests, s1.errors), (2, 2));
+        assert!(
+            Arc::ptr_eq(&h1, &stats.handle(&enc(), c1)),
+            "one window per connection"
         );
-        let refused: BoxError = Box::new(HeloError::Connect {
-            device: enc(),
-            request: "get x".into(),
-            source: "refused".into(),
-        });
-        assert_eq!(
-            RequestOutcome::of_error(refused.as_ref()),
-            RequestOutcome::Error(ErrorClass::Connection)
-        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn answers_are_not_errors_and_bad_config_is_refused() {
+        let stats = PassiveStats::default();
+        let c = ConnectionId::from_raw(4);
+        stats.record(&enc(), c, ms(1), Outcome::Unsupported);
+        stats.record(&enc(), c, ms(1), Outcome::Rejected);
+        stats.record(&enc(), c, ms(1), Outcome::QueueTimeout);
+        let s = stats.connection(&enc(), c);
+        assert_eq!((s.requests, s.errors), (3, 1));
+        assert_eq!(s.last_error, Some(ErrorClass::Timeout));
         assert!(PassiveStats::try_new(PassiveConfig {
             window: 0,
             ..PassiveConfig::default()

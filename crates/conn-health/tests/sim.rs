@@ -44,11 +44,11 @@ fn outcome(status: &conn_health::HealthStatus, k: CheckKind) -> CheckOutcome {
 
 fn mirror_config() -> MirrorConfig {
     MirrorConfig {
-        backoff: conn_health::BackoffConfig {
-            initial: Duration::from_millis(50),
-            max: Duration::from_millis(500),
-            jitter: 0.0,
-        },
+        backoff: helo_transport::Backoff::new(
+            Duration::from_millis(50),
+            Duration::from_millis(500),
+        )
+        .without_jitter(),
         ..MirrorConfig::default()
     }
 }

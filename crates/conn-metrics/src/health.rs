@@ -104,6 +104,13 @@ impl ConnectionHealthMetrics {
         if let Some(score) = percent(score) {
             self.health_score(&encoder, conn).set(score);
         }
+        self.check_done(&encoder, result, took);
+    }
+
+    /// One finished health check without a connection to score: counts the result
+    /// and records the duration.
+    pub fn check_done(&self, encoder: impl fmt::Display, result: &str, took: Duration) {
+        let encoder = encoder.to_string();
         self.health_checks(&encoder, result).inc();
         self.health_check_duration(&encoder)
             .observe(took.as_secs_f64());

@@ -32,6 +32,8 @@
 //! Label values (encoder names, connection ids, reasons) are taken as they come and
 //! never cause a panic; label counts are fixed by the types.
 
+mod budget;
+mod cluster;
 mod device;
 mod error;
 mod family;
@@ -40,16 +42,19 @@ mod metrics_layer;
 mod observers;
 mod registry;
 mod requests;
+mod slots;
 mod thermal;
 mod warmup;
 
 pub use self::{
+    budget::BudgetMetrics,
+    cluster::ClusterMetrics,
     device::DeviceMetrics,
     error::MetricsError,
     health::ConnectionHealthMetrics,
     metrics_layer::{Metrics, MetricsLayer, ResponseFuture},
     registry::HeloMetrics,
-    requests::{RequestMetrics, RequestOutcome},
+    requests::RequestMetrics,
     thermal::ConnectionThermalMetrics,
     warmup::ConnectionWarmupMetrics,
 };

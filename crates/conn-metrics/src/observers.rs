@@ -14,14 +14,18 @@ use crate::{
 };
 
 // Inherent methods of the same name take precedence inside these bodies, so each
-// trait method forwards to the handle's own method.
+// trait method forwards to the handle's own method. The handles take label values;
+// these implementations label a connection with its slot
+// (`HeloMetrics::connection_slot`), never with its id, which changes whenever the
+// pool replaces it.
 
 impl PoolObserver for ConnectionWarmupMetrics {
     fn warmup_attempt(&self, encoder: &EncoderId) {
         self.warmup_attempt(encoder);
     }
     fn warmup_success(&self, encoder: &EncoderId, conn: ConnectionId, took: Duration) {
-        self.warmup_success(encoder, conn, took);
+        let slot = self.metrics().assign_slot(encoder.as_str(), conn);
+        self.warmup_success(encoder, slot, took);
     }
     fn warmup_failure(&self, encoder: &EncoderId, error: &HeloError) {
         self.warmup_failure(encoder, error);
@@ -30,7 +34,7 @@ impl PoolObserver for ConnectionWarmupMetrics {
         self.warm_connections(encoder, count);
     }
     fn connection_retired(&self, encoder: &EncoderId, conn: ConnectionId, _reason: RetireReason) {
-        self.connection_retired(encoder, conn);
+        self.metrics().release_connection(encoder.as_str(), conn);
     }
     fn encoder_removed(&self, encoder: &EncoderId) {
         self.encoder_removed(encoder);
@@ -39,7 +43,10 @@ impl PoolObserver for ConnectionWarmupMetrics {
 
 impl ThermalObserver for ConnectionThermalMetrics {
     fn temperature(&self, encoder: &EncoderId, conn: ConnectionId, value: f64) {
-        self.temperature(encoder, conn, value);
+        // A connection the pool has not announced (or has retired) has no series.
+        if let Some(slot) = self.metrics().connection_slot(encoder, conn) {
+            self.temperature(encoder, slot, value);
+        }
     }
     fn load(&self, encoder: &EncoderId, percent: f64) {
         self.load(encoder, percent);
@@ -66,19 +73,27 @@ impl ThermalObserver for ConnectionThermalMetrics {
         self.device_overheated(encoder, celsius);
     }
     fn connection_removed(&self, encoder: &EncoderId, conn: ConnectionId) {
-        self.connection_removed(encoder, conn);
+        // Only the series: the slot is the pool's until it retires the connection.
+        if let Some(slot) = self.metrics().connection_slot(encoder, conn) {
+            self.connection_removed(encoder, slot);
+        }
     }
 }
 
 impl HealthObserver for ConnectionHealthMetrics {
     fn health_checked(&self, status: &HealthStatus, took: Duration) {
-        self.health_checked(
-            status.encoder(),
-            status.connection(),
-            status.health_score(),
-            status.result_label(),
-            took,
-        );
+        let encoder = status.encoder();
+        match self.metrics().connection_slot(encoder, status.connection()) {
+            Some(slot) => self.health_checked(
+                encoder,
+                slot,
+                status.health_score(),
+                status.result_label(),
+                took,
+            ),
+            // Not a pooled connection (or retired meanwhile): the check still counts.
+            None => self.check_done(encoder, status.result_label(), took),
+        }
     }
     fn device_state(&self, encoder: &EncoderId, state: &DeviceState) {
         self.device_state(
@@ -217,7 +232,7 @@ mod tests {
         );
         assert_eq!(
             series(&text, "helo_connection_temperature{"),
-            [r#"helo_connection_temperature{encoder_id="studio-a",connection_id="41"} 42"#]
+            [r#"helo_connection_temperature{encoder_id="studio-a",connection_id="0"} 42"#]
         );
         assert_eq!(
             series(&text, "helo_cooling_events_total{"),
@@ -233,7 +248,7 @@ mod tests {
         );
         assert_eq!(
             series(&text, "helo_connection_health{"),
-            [r#"helo_connection_health{encoder_id="studio-a",connection_id="41"} 100"#]
+            [r#"helo_connection_health{encoder_id="studio-a",connection_id="0"} 100"#]
         );
         assert_eq!(
             series(&text, "helo_health_checks_total{"),
@@ -253,5 +268,80 @@ mod tests {
         );
         health.encoder_removed(&enc);
         assert!(!m.gather_text().contains("studio-a"));
+    }
+
+    /// Every series as `name{labels}`, values left out.
+    fn series_set(text: &str) -> std::collections::BTreeSet<String> {
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.rsplit_once(' ').map(|(series, _)| series.to_string()))
+            .collect()
+    }
+
+    /// One round of an encoder's life on `conns`: warmed, checked, heated.
+    fn serve(m: &HeloMetrics, enc: &EncoderId, conns: &[ConnectionId], score: f64) {
+        let pool: &dyn PoolObserver = m;
+        let thermal: &dyn ThermalObserver = m;
+        let health: &dyn HealthObserver = m;
+        for (i, &conn) in conns.iter().enumerate() {
+            pool.warmup_attempt(enc);
+            pool.warmup_success(enc, conn, Duration::from_millis(20));
+            thermal.temperature(enc, conn, 10.0 * i as f64 + score / 10.0);
+            let checks = vec![CheckResult::new(
+                CheckKind::BasicConnectivity,
+                CheckOutcome::Ok,
+                score,
+                "ok",
+            )];
+            let status = HealthStatus::new(enc.clone(), conn, checks, &Scoring::default());
+            health.health_checked(&status, Duration::from_millis(4));
+        }
+        pool.warm_connections(enc, conns.len());
+    }
+
+    #[test]
+    fn replacing_every_connection_leaves_the_series_unchanged() {
+        let m = HeloMetrics::new().unwrap();
+        let enc = EncoderId::from("studio-a");
+        let pool: &dyn PoolObserver = &m;
+        let thermal: &dyn ThermalObserver = &m;
+        let ids = |from: u64| -> Vec<ConnectionId> {
+            (from..from + 3).map(ConnectionId::from_raw).collect()
+        };
+        let first = ids(1);
+        serve(&m, &enc, &first, 100.0);
+        let before = series_set(&m.gather_text());
+        assert!(
+            before.contains(r#"helo_connection_health{encoder_id="studio-a",connection_id="2"}"#),
+            "{before:?}"
+        );
+
+        // A day of churn: every connection replaced, 100 times over, in changing
+        // order, each successor with a fresh id.
+        let mut live = first;
+        for round in 0..100u64 {
+            let next = ids(1_000 + 10 * round);
+            for (k, old) in live.iter().enumerate() {
+                // Half the rounds the thermal model forgets the connection first.
+                if round % 2 == 0 {
+                    thermal.connection_removed(&enc, *old);
+                }
+                pool.connection_retired(&enc, *old, RetireReason::Expired);
+                // Replaced one at a time: the successor is warmed before the next
+                // connection goes.
+                serve(&m, &enc, &next[k..=k], 90.0);
+            }
+            live = next;
+        }
+        let after = series_set(&m.gather_text());
+        assert_eq!(after, before);
+        for conn in &live {
+            let slot = m.connection_slot(&enc, *conn).unwrap();
+            assert!(slot < 3, "{slot}");
+        }
+        // The values are the successors' own.
+        assert!(m
+            .gather_text()
+            .contains(r#"helo_connection_health{encoder_id="studio-a",connection_id="0"} 90"#),);
     }
 }

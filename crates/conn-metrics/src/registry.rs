@@ -2,17 +2,21 @@
 
 use std::{
     fmt,
-    sync::{Arc, OnceLock},
+    sync::{Arc, Mutex, OnceLock, PoisonError},
 };
 
+use helo_transport::ConnectionId;
 use prometheus::{Histogram, HistogramOpts, Registry, TextEncoder};
 
 use crate::{
+    budget::{BudgetFamilies, BudgetMetrics},
+    cluster::ClusterMetrics,
     device::{DeviceFamilies, DeviceMetrics},
     error::MetricsError,
     family::EncoderSeries,
     health::{ConnectionHealthMetrics, HealthFamilies},
     requests::{RequestFamilies, RequestMetrics},
+    slots::ConnectionSlots,
     thermal::{ConnectionThermalMetrics, ThermalFamilies},
     warmup::{ConnectionWarmupMetrics, WarmupFamilies},
 };
@@ -21,7 +25,8 @@ use crate::{
 ///
 /// Cheap to clone (an `Arc` inside); hand clones, or the typed handles from
 /// [`health`](Self::health), [`thermal`](Self::thermal), [`warmup`](Self::warmup),
-/// [`requests`](Self::requests) and [`device`](Self::device), to whoever records.
+/// [`requests`](Self::requests), [`device`](Self::device) and [`budget`](Self::budget),
+/// to whoever records.
 /// The process-wide default registry of the `prometheus` crate is never used.
 ///
 /// Series are created on first use and live until [`remove_connection`] or
@@ -43,8 +48,13 @@ pub(crate) struct Inner {
     pub(crate) warmup: WarmupFamilies,
     pub(crate) requests: RequestFamilies,
     pub(crate) device: DeviceFamilies,
+    pub(crate) budget: BudgetFamilies,
     /// Registered on first use, so a registry of a library user stays as it was.
     check_lateness: OnceLock<Option<Histogram>>,
+    /// The stable `connection_id` label of each live connection.
+    pub(crate) slots: ConnectionSlots,
+    /// Registered when the node joins a cluster; `None` for a supervisor alone.
+    cluster: Mutex<Option<ClusterMetrics>>,
 }
 
 impl HeloMetrics {
@@ -67,11 +77,14 @@ impl HeloMetrics {
     pub fn with_registry(registry: Registry) -> Result<Self, MetricsError> {
         let inner = Inner {
             check_lateness: OnceLock::new(),
+            slots: ConnectionSlots::default(),
+            cluster: Mutex::new(None),
             health: HealthFamilies::register(&registry)?,
             thermal: ThermalFamilies::register(&registry)?,
             warmup: WarmupFamilies::register(&registry)?,
             requests: RequestFamilies::register(&registry)?,
             device: DeviceFamilies::register(&registry)?,
+            budget: BudgetFamilies::register(&registry)?,
             registry,
         };
         Ok(Self {
@@ -128,6 +141,11 @@ impl HeloMetrics {
         DeviceMetrics::new(self.clone())
     }
 
+    /// Requests refused by an encoder's request budget.
+    pub fn budget(&self) -> BudgetMetrics {
+        BudgetMetrics::new(self.clone())
+    }
+
     /// How late health checks start against their schedule (fleet-wide, no labels):
     /// the supervisor's measure of keeping up with a large fleet. Registered on first
     /// call; `None` only if a foreign collector already took the name.
@@ -152,6 +170,23 @@ impl HeloMetrics {
             .clone()
     }
 
+    /// This node's cluster families (`helo_cluster_*`, labelled `node`), registered on
+    /// the first call; later calls answer the same handles, whatever `node` they name
+    /// (one process is one node). Fails only if a foreign collector took a name.
+    pub fn cluster(&self, node: &str) -> Result<ClusterMetrics, MetricsError> {
+        let mut slot = self
+            .inner
+            .cluster
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(cluster) = &*slot {
+            return Ok(cluster.clone());
+        }
+        let cluster = ClusterMetrics::register(&self.inner.registry, node)?;
+        *slot = Some(cluster.clone());
+        Ok(cluster)
+    }
+
     /// Drops the series of a retired connection (`helo_connection_health` and
     /// `helo_connection_temperature`); returns how many there were.
     pub fn remove_connection(&self, encoder: impl fmt::Display, conn: impl fmt::Display) -> usize {
@@ -161,10 +196,34 @@ impl HeloMetrics {
             + self.inner.thermal.temperature.remove_if(&encoder, is_conn)
     }
 
+    /// The `connection_id` label of a live connection: its slot, the lowest number no
+    /// other live connection of the encoder holds (so `0..max_connections`). Given
+    /// when the pool reports the connection warm (`PoolObserver::warmup_success`) and
+    /// freed when it reports it retired; `None` outside that span. The observer
+    /// implementations label per-connection series with it, so a replaced
+    /// connection's successor takes over its series: connection churn creates no new
+    /// series.
+    pub fn connection_slot(&self, encoder: impl fmt::Display, conn: ConnectionId) -> Option<usize> {
+        self.inner.slots.of(&encoder.to_string(), conn)
+    }
+
+    /// Gives `conn` its slot (see [`connection_slot`](Self::connection_slot)).
+    pub(crate) fn assign_slot(&self, encoder: &str, conn: ConnectionId) -> usize {
+        self.inner.slots.assign(encoder, conn)
+    }
+
+    /// The connection is gone: frees its slot and drops the slot's series.
+    pub(crate) fn release_connection(&self, encoder: &str, conn: ConnectionId) {
+        if let Some(slot) = self.inner.slots.release(encoder, conn) {
+            self.remove_connection(encoder, slot);
+        }
+    }
+
     /// Drops every series carrying `encoder_id = encoder`, in every family, with every
     /// label combination it used; returns how many there were.
     pub fn remove_encoder(&self, encoder: impl fmt::Display) -> usize {
         let encoder = encoder.to_string();
+        self.inner.slots.remove_encoder(&encoder);
         self.inner
             .families()
             .iter()
@@ -179,12 +238,13 @@ impl HeloMetrics {
 
 impl Inner {
     fn families(&self) -> Vec<&dyn EncoderSeries> {
-        let mut all: Vec<&dyn EncoderSeries> = Vec::with_capacity(18);
+        let mut all: Vec<&dyn EncoderSeries> = Vec::with_capacity(19);
         all.extend(self.health.all());
         all.extend(self.thermal.all());
         all.extend(self.warmup.all());
         all.extend(self.requests.all());
         all.extend(self.device.all());
+        all.extend(self.budget.all());
         all
     }
 }

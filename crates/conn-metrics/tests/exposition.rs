@@ -9,9 +9,10 @@ use std::{
     time::Duration,
 };
 
-use conn_metrics::{HeloMetrics, MetricsLayer, RequestOutcome};
+use conn_metrics::{HeloMetrics, MetricsLayer};
 use helo_transport::{
-    ConnectionId, DeviceName, HeloError, HeloRequest, HeloResponse, RecordState, StreamState,
+    ConnectionId, DeviceName, HeloError, HeloRequest, HeloResponse, Outcome, RecordState,
+    StreamState,
 };
 use prometheus_parse::{LineInfo, Scrape, Value};
 use tower::{Layer, ServiceExt};
@@ -594,12 +595,12 @@ fn request_metrics_can_be_recorded_by_hand() {
     requests.record(
         "e",
         "get_param",
-        RequestOutcome::Unsupported,
+        Outcome::Unsupported,
         Duration::from_millis(7),
     );
     assert_eq!(
         requests
-            .requests_total("e", "get_param", RequestOutcome::Unsupported)
+            .requests_total("e", "get_param", Outcome::Unsupported)
             .get(),
         1
     );

@@ -1,7 +1,8 @@
 //! Layer overhead: one request through the supervisor's tower stack (metrics → health
-//! → thermal → timeout) over an in-memory no-op connection, against the bare no-op
-//! connection, measured side by side. The cumulative stacks (bare, +timeout,
-//! +thermal, +health, +metrics) give each layer's share.
+//! → thermal) over an in-memory no-op connection, against the bare no-op connection,
+//! measured side by side. The cumulative stacks (bare, +thermal, +health, +metrics)
+//! give each layer's share. The request deadlines are the connection's own (there is
+//! no tower `Timeout` layer any more), so the no-op connection has none.
 //!
 //! `cargo bench -p conn-supervisor --bench stack`; `cargo xtask bench` reads the
 //! medians from `target/criterion/stack/*/new/estimates.json`.
@@ -136,32 +137,26 @@ fn layers(c: &mut Criterion) {
     };
     let conn = pooled.get_ref().clone();
     let id = conn.id;
-    let timeout = Duration::from_secs(3);
     let metrics_layer = MetricsLayer::new(&metrics, &encoder);
 
     let bare = conn.clone();
-    let with_timeout = ServiceBuilder::new().timeout(timeout).service(conn.clone());
     let with_thermal = ServiceBuilder::new()
         .layer(thermal.layer(&encoder, id))
-        .timeout(timeout)
         .service(conn.clone());
     let with_health = ServiceBuilder::new()
         .layer(checker.health_layer(&encoder, id))
         .layer(thermal.layer(&encoder, id))
-        .timeout(timeout)
         .service(conn.clone());
     // The supervisor's stack, as `conn_supervisor::stack::build_stack` composes it.
     let full = ServiceBuilder::new()
         .layer(metrics_layer)
         .layer(checker.health_layer(&encoder, id))
         .layer(thermal.layer(&encoder, id))
-        .timeout(timeout)
         .service(conn);
 
     // Every variant must really answer (a refusal would be cheaper and fool the bench).
     let checked = rt.block_on(async {
         bare.get_param(names::SYS_NAME).await?;
-        with_timeout.get_param(names::SYS_NAME).await?;
         with_thermal.get_param(names::SYS_NAME).await?;
         with_health.get_param(names::SYS_NAME).await?;
         full.get_param(names::SYS_NAME).await?;
@@ -174,10 +169,6 @@ fn layers(c: &mut Criterion) {
     let mut group = c.benchmark_group("stack");
     group.bench_function("bare", |b| {
         b.to_async(&rt).iter(|| bare.get_param(names::SYS_NAME))
-    });
-    group.bench_function("timeout", |b| {
-        b.to_async(&rt)
-            .iter(|| with_timeout.get_param(names::SYS_NAME))
     });
     group.bench_function("thermal", |b| {
         b.to_async(&rt)

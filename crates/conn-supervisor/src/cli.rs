@@ -28,8 +28,8 @@ pub enum Command {
     },
     /// Supervise a simulated fleet (with faults) on loopback: the embedded default.
     Demo {
-        /// How many simulated encoders.
-        #[arg(long, default_value_t = 8)]
+        /// How many simulated encoders (each role once by default; roles repeat).
+        #[arg(long, default_value_t = crate::demo::ROLES.len())]
         encoders: usize,
         /// Admin HTTP address (default: an ephemeral loopback port).
         #[arg(long)]
@@ -56,6 +56,19 @@ pub enum Command {
         #[arg(long)]
         expect_recording: bool,
     },
+    /// Work with a configuration file without starting anything.
+    Config {
+        /// check.
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), e.g. `conn-supervisor man > conn-supervisor.1`.
+    Man,
     /// Read or set one parameter.
     Param {
         /// get or set.
@@ -139,6 +152,17 @@ fn parse_poll_gap(text: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// `config check`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigAction {
+    /// Validate a configuration file: print `ok: N encoders` and exit 0, or print
+    /// every mistake with its key and line and exit 2.
+    Check {
+        /// The TOML configuration file.
+        file: PathBuf,
+    },
+}
+
 /// `param get` / `param set`.
 #[derive(Debug, Subcommand)]
 pub enum ParamAction {
@@ -173,4 +197,19 @@ pub enum StartStop {
     Start,
     /// Stop.
     Stop,
+}
+
+/// The completion script of `shell`, generated from these definitions.
+pub fn completions(shell: clap_complete::Shell) -> Vec<u8> {
+    let mut command = <Cli as clap::CommandFactory>::command();
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut command, "conn-supervisor", &mut out);
+    out
+}
+
+/// The manual page (roff), generated from these definitions.
+pub fn man_page() -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).render(&mut out)?;
+    Ok(out)
 }

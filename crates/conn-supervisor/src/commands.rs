@@ -1,10 +1,15 @@
-//! The long-running commands (`run`, `demo`) and the one-shot `check`.
+//! The long-running commands (`run`, `demo`), the one-shot `check` and `config check`.
 
 use std::{io::Write, net::SocketAddr, path::Path, process::ExitCode, time::Duration};
 
 use tokio::net::TcpListener;
 
-use crate::{admin, config::FleetConfig, demo::Demo, fleet::Fleet};
+use crate::{
+    admin, cluster,
+    config::FleetConfig,
+    demo::Demo,
+    fleet::{Fleet, FleetError},
+};
 
 /// How long in-flight work may take to finish after SIGINT/SIGTERM.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -48,11 +53,15 @@ async fn supervise(config: FleetConfig, path: Option<&Path>, demo: Option<Demo>)
         }
     };
     let admin_addr = listener.local_addr().unwrap_or(config.admin_listen);
-    let fleet = match Fleet::start(&config) {
+    let started = match &config.cluster {
+        None => Fleet::start(&config),
+        Some(settings) => cluster::start(&config, settings).await,
+    };
+    let fleet = match started {
         Ok(f) => f,
         Err(e) => {
             eprintln!("conn-supervisor: {e}");
-            return ExitCode::from(2);
+            return ExitCode::from(start_failure_code(&e));
         }
     };
     // The first line on stdout says where to look; scripts and the README rely on it.
@@ -74,6 +83,15 @@ async fn supervise(config: FleetConfig, path: Option<&Path>, demo: Option<Demo>)
     }
     tracing::info!("stopped");
     ExitCode::SUCCESS
+}
+
+/// 2 for a configuration the supervisor cannot run with; 1 when etcd does not answer
+/// at start (the configuration may be right, and a restart later may succeed).
+fn start_failure_code(e: &FleetError) -> u8 {
+    match e {
+        FleetError::Cluster(c) if c.is_unreachable() => 1,
+        _ => 2,
+    }
 }
 
 #[cfg(unix)]
@@ -106,13 +124,41 @@ async fn reload(fleet: &Fleet, path: Option<&Path>) {
         tracing::info!("SIGHUP ignored: no configuration file");
         return;
     };
-    match FleetConfig::load(path) {
+    // Reading and validating a large fleet file takes a while and reads secret files:
+    // blocking work, kept off the runtime workers that run the fleet.
+    let owned = path.to_path_buf();
+    let loaded = match tokio::task::spawn_blocking(move || FleetConfig::load(&owned)).await {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            tracing::error!(error = %e, "configuration not reloaded: the reading task failed");
+            return;
+        }
+    };
+    match loaded {
         Ok(config) => match fleet.reload(&config).await {
             Ok(()) => tracing::info!(encoders = config.encoders.len(), "configuration reloaded"),
             Err(e) => tracing::error!(error = %e, "reload failed"),
         },
         Err(e) => {
             tracing::error!(error = %e, "configuration not reloaded; keeping the running one")
+        }
+    }
+}
+
+/// `config check FILE`: validates the file without starting anything. Exit 0 with
+/// `ok: N encoders` (and any warnings), or 2 with every mistake, as `run` would.
+pub fn config_check(path: &Path) -> ExitCode {
+    match FleetConfig::read(path) {
+        Ok(config) => {
+            println!("ok: {} encoders", config.encoders.len());
+            for warning in &config.warnings {
+                println!("warning: {warning}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("conn-supervisor: {e}");
+            ExitCode::from(2)
         }
     }
 }

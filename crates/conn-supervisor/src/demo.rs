@@ -1,5 +1,8 @@
 //! The embedded default: a simulated fleet with faults, on loopback, supervised with
-//! short intervals so that something visibly happens within a minute.
+//! short intervals so that every supervision path shows within its first minute: a
+//! failed stream restarted (at 20 s, then every 25 s), an idle stream started again
+//! after a reboot (at 15 s, then every 40 s), an overheating encoder on the lighter
+//! profile (at once), a held encoder left alone (always).
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -13,7 +16,7 @@ use crate::config::{EncoderConfig, FleetConfig, Tunables};
 const DEMO_PASSWORD: &str = "demo-password";
 
 /// What each simulated encoder of the demo does, by position (repeating).
-const ROLES: [&str; 8] = [
+pub const ROLES: [&str; 9] = [
     "streaming",
     "overheating",
     "stream-fails",
@@ -22,6 +25,7 @@ const ROLES: [&str; 8] = [
     "no-temperature",
     "no-events",
     "recording",
+    "held",
 ];
 
 /// A running demo fleet: the simulators and the fault schedule.
@@ -39,19 +43,24 @@ pub struct Demo {
 #[error("demo: {0}")]
 pub struct DemoError(String);
 
-/// Intervals short enough to watch.
-pub fn demo_tunables() -> Tunables {
+/// Intervals short enough to watch, divided by `speed` (1.0 for people; tests run the
+/// same demo faster).
+pub fn demo_tunables(speed: f64) -> Tunables {
+    let at = |secs: f64| Duration::from_secs_f64(secs / speed);
     Tunables {
-        check_interval: Duration::from_secs(5),
-        unhealthy_interval: Duration::from_secs(2),
-        request_timeout: Duration::from_secs(2),
-        connect_timeout: Duration::from_secs(2),
-        health_deadline: Duration::from_secs(3),
-        cooling_period: Duration::from_secs(15),
-        recovery_backoff: Duration::from_secs(1),
+        check_interval: at(5.0),
+        unhealthy_interval: at(2.0),
+        request_timeout: at(2.0),
+        connect_timeout: at(2.0),
+        health_deadline: at(3.0),
+        cooling_period: at(15.0),
+        recovery_backoff: at(1.0),
+        desired_state_grace: at(5.0),
+        start_timeout: at(5.0),
+        recovery_retry_after: at(60.0),
         device_temperature_limit: 70.0,
         overheat_profile: Some(1),
-        keepalive_interval: Duration::from_secs(10),
+        keepalive_interval: at(10.0),
         ..Tunables::default()
     }
 }
@@ -60,10 +69,25 @@ impl Demo {
     /// Starts `n` simulated encoders on ephemeral loopback ports, puts them in their
     /// roles, and schedules their faults.
     pub async fn start(n: usize, admin_listen: SocketAddr) -> Result<Self, DemoError> {
+        Self::start_at_speed(n, admin_listen, 1.0).await
+    }
+
+    /// [`Demo::start`] with every interval and fault time divided by `speed`
+    /// (clamped to 1–20), so a test sees the first minute in a few seconds.
+    pub async fn start_at_speed(
+        n: usize,
+        admin_listen: SocketAddr,
+        speed: f64,
+    ) -> Result<Self, DemoError> {
+        let speed = if speed.is_finite() {
+            speed.clamp(1.0, 20.0)
+        } else {
+            1.0
+        };
         let n = n.clamp(1, 10_000);
         let mut sims = Vec::with_capacity(n);
         let mut encoders = Vec::with_capacity(n);
-        let tunables = demo_tunables();
+        let tunables = demo_tunables(speed);
         for i in 0..n {
             let role = ROLES[i % ROLES.len()];
             let mut sim_config = SimConfig {
@@ -72,7 +96,7 @@ impl Demo {
             };
             match role {
                 "password" => sim_config = sim_config.with_password(DEMO_PASSWORD),
-                "reboots" => sim_config.reboot_downtime = Duration::from_secs(4),
+                "reboots" => sim_config.reboot_downtime = Duration::from_secs_f64(4.0 / speed),
                 "no-temperature" => {
                     sim_config
                         .unsupported_params
@@ -91,7 +115,10 @@ impl Demo {
                 .map_err(|e| DemoError(e.to_string()))?
                 .with_password(password);
             let streams = role != "recording";
-            start_replicator(&device, streams).await?;
+            // The held encoder is left idle: under maintenance, nobody starts it.
+            if role != "held" {
+                start_replicator(&device, streams).await?;
+            }
             if role == "overheating" {
                 sim.overheat(82);
             }
@@ -100,20 +127,16 @@ impl Demo {
                 device,
                 expect_streaming: streams,
                 expect_recording: !streams,
-                hold: false,
+                hold: role == "held",
                 tunables: tunables.clone(),
             });
             sims.push(sim);
         }
         let sims = Arc::new(sims);
-        let chaos = tokio::spawn(chaos(sims.clone()));
+        let chaos = tokio::spawn(chaos(sims.clone(), speed));
         Ok(Self {
             sims,
-            config: FleetConfig {
-                admin_listen,
-                defaults: tunables,
-                encoders,
-            },
+            config: FleetConfig::new(admin_listen, tunables, encoders),
             chaos,
         })
     }
@@ -143,10 +166,11 @@ async fn start_replicator(device: &DeviceConfig, stream: bool) -> Result<(), Dem
     result.map_err(|e| DemoError(e.to_string()))
 }
 
-/// The demo's fault schedule: the stream of every "stream-fails" encoder fails every
-/// 25 s; every "reboots" encoder reboots every 40 s.
-async fn chaos(sims: Arc<Vec<SimDevice>>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(5));
+/// The demo's fault schedule (ticks every 5 s, the first at once): the stream of every
+/// "stream-fails" encoder fails at 20 s, then every 25 s; every "reboots" encoder
+/// reboots at 15 s, then every 40 s, and comes back idle.
+async fn chaos(sims: Arc<Vec<SimDevice>>, speed: f64) {
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(5.0 / speed));
     let mut n: u64 = 0;
     loop {
         tick.tick().await;
@@ -156,7 +180,7 @@ async fn chaos(sims: Arc<Vec<SimDevice>>) {
                 "stream-fails" if n % 5 == 0 => {
                     sim.fail_stream_now();
                 }
-                "reboots" if n % 8 == 0 => sim.reboot(),
+                "reboots" if n % 8 == 4 => sim.reboot(),
                 _ => {}
             }
         }

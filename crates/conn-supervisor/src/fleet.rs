@@ -5,11 +5,12 @@ use std::{
     collections::BTreeMap,
     sync::{
         atomic::{AtomicBool, Ordering},
-        Arc, Mutex, MutexGuard,
+        Arc, Mutex, MutexGuard, OnceLock,
     },
     time::Duration,
 };
 
+use conn_cluster::{ClusterError, ClusterView};
 use conn_core::{ConnectionThermalManager, CoolingReason, EncoderId, HeloConnector, WarmupManager};
 use conn_health::{
     ConnectionHealthChecker, DesiredState, DeviceStateMirror, EncoderSupervision, Expectations,
@@ -24,6 +25,8 @@ use tokio::{
 };
 
 use crate::{
+    changes::Changes,
+    cluster::{self, Cluster, ClusterStatus, NotActing},
     config::{EncoderConfig, FleetConfig, Tunables},
     observer::FleetObserver,
     report::{ConnectionView, EncoderView, PoolView, ViewParts},
@@ -44,6 +47,43 @@ pub enum FleetError {
     /// An encoder with this id is already supervised.
     #[error("encoder {0:?} is already supervised")]
     DuplicateEncoder(String),
+    /// No encoder with this id in the fleet.
+    #[error("no encoder {0:?}")]
+    UnknownEncoder(String),
+    /// Another node owns the encoder, or this one may not act now.
+    #[error("encoder {encoder:?}: {why}")]
+    NotActing {
+        /// The encoder.
+        encoder: String,
+        /// Why not.
+        why: NotActing,
+    },
+    /// Joining the cluster failed (a `[cluster]` setting, or etcd not answering).
+    #[error("{0}")]
+    Cluster(#[from] ClusterError),
+    /// The thread that talks to etcd could not start.
+    #[error("cannot start the cluster thread: {0}")]
+    ClusterThread(std::io::Error),
+}
+
+impl FleetError {
+    /// No encoder with this id in the fleet.
+    pub fn is_unknown_encoder(&self) -> bool {
+        matches!(self, Self::UnknownEncoder(_))
+    }
+
+    /// Why this node does not act on the encoder, if that is the error.
+    pub fn not_acting(&self) -> Option<&NotActing> {
+        match self {
+            Self::NotActing { why, .. } => Some(why),
+            _ => None,
+        }
+    }
+
+    /// Joining the cluster failed.
+    pub fn is_cluster(&self) -> bool {
+        matches!(self, Self::Cluster(_))
+    }
 }
 
 /// What every supervision loop shares.
@@ -57,6 +97,10 @@ pub(crate) struct Shared {
     observer: Arc<FleetObserver>,
     encoders: Mutex<BTreeMap<String, Running>>,
     ready: AtomicBool,
+    /// Which encoders' views may have changed (the fleet page's live updates).
+    pub(crate) changes: Changes,
+    /// This node's membership, when it runs in a cluster.
+    pub(crate) cluster: OnceLock<Arc<Cluster>>,
 }
 
 struct Running {
@@ -107,6 +151,8 @@ impl Fleet {
                 observer,
                 encoders: Mutex::new(BTreeMap::new()),
                 ready: AtomicBool::new(false),
+                changes: Changes::default(),
+                cluster: OnceLock::new(),
             }),
         })
     }
@@ -117,8 +163,68 @@ impl Fleet {
         for encoder in &config.encoders {
             fleet.add_encoder(encoder.clone())?;
         }
-        fleet.shared.ready.store(true, Ordering::Release);
+        fleet.set_ready();
         Ok(fleet)
+    }
+
+    /// This fleet as a member of `cluster`: its loops follow the cluster's view.
+    pub(crate) fn join(self, cluster: Arc<Cluster>) -> Self {
+        let _ = self.shared.cluster.set(cluster);
+        self
+    }
+
+    fn cluster(&self) -> Option<&Arc<Cluster>> {
+        self.shared.cluster.get()
+    }
+
+    pub(crate) fn set_ready(&self) {
+        self.shared.ready.store(true, Ordering::Release);
+    }
+
+    /// Starts and stops loops so that they follow `view`: an encoder given up is
+    /// released only once its loop has stopped.
+    pub(crate) async fn follow(&self, view: &ClusterView) {
+        let Some(cluster) = self.cluster() else {
+            return;
+        };
+        let _one_at_a_time = cluster.changing.lock().await;
+        self.follow_locked(cluster, view).await;
+    }
+
+    async fn follow_locked(&self, cluster: &Cluster, view: &ClusterView) {
+        let running = self.lock().keys().cloned().collect();
+        let moves = cluster::moves(view, &cluster.fleet_ids(), &running);
+        if moves.stop.is_empty() && moves.release.is_empty() && moves.start.is_empty() {
+            return;
+        }
+        let began = Instant::now();
+        let release = &moves.release;
+        let stops = moves.stop.iter().map(|id| async move {
+            self.remove_encoder(id).await;
+            if release.contains(id) {
+                cluster.release(id).await;
+            }
+        });
+        futures_util::future::join_all(stops).await;
+        for id in moves.release.iter().filter(|id| !moves.stop.contains(id)) {
+            cluster.release(id).await;
+        }
+        for id in &moves.start {
+            let Some(config) = cluster.config_of(id) else {
+                continue;
+            };
+            if let Err(e) = self.add_encoder(config) {
+                tracing::error!(encoder_id = %id, error = %e, "could not start supervising");
+            }
+        }
+        tracing::info!(
+            members = ?view.members,
+            stopped = moves.stop.len(),
+            released = moves.release.len(),
+            started = moves.start.len(),
+            took = ?began.elapsed(),
+            "following the cluster"
+        );
     }
 
     /// Starts supervising one more encoder: warm pool, event mirror, check loop.
@@ -130,6 +236,7 @@ impl Fleet {
         let s = &self.shared;
         let id = EncoderId::from(config.id.as_str());
         let device = Device::new(config.device.clone());
+        s.observer.set_retired(&id, false);
         s.warmup.start_warmup(device.clone());
         s.checker.set_expectations(
             &id,
@@ -139,8 +246,11 @@ impl Fleet {
             },
         );
         let mirror = if config.tunables.events {
-            match DeviceStateMirror::for_device(device, MirrorConfig::default(), s.observer.clone())
-            {
+            match DeviceStateMirror::for_device(
+                device.clone(),
+                MirrorConfig::default(),
+                s.observer.clone(),
+            ) {
                 Ok(m) => {
                     s.checker.attach_mirror(&id, m.subscribe());
                     Some(m)
@@ -164,8 +274,10 @@ impl Fleet {
         let wake = Arc::new(Notify::new());
         let (stop, stop_rx) = watch::channel(false);
         let task = EncoderTask {
+            refused: Mutex::new(None),
             id: id.clone(),
             config: config.clone(),
+            device,
             shared: self.shared.clone(),
             supervision: supervision.clone(),
             wake: wake.clone(),
@@ -174,6 +286,7 @@ impl Fleet {
         };
         let task = tokio::spawn(supervise::run(task, stop_rx));
         tracing::info!(encoder_id = %id, url = %config.device.url(), "supervising");
+        s.changes.touch(&config.id);
         encoders.insert(
             config.id.clone(),
             Running {
@@ -213,7 +326,10 @@ impl Fleet {
         }
         s.warmup.stop_warmup(&encoder).await;
         s.checker.remove_encoder(&encoder);
+        s.observer.set_retired(&encoder, true);
         s.metrics.remove_encoder(&encoder);
+        // After the loop has stopped, so that no mark of it comes after this.
+        s.changes.forget(id);
         tracing::info!(encoder_id = %encoder, reason = "stopped", "no longer supervised");
     }
 
@@ -221,6 +337,18 @@ impl Fleet {
     /// start, missing ones stop, changed ones restart. Fleet-wide defaults apply to
     /// encoders started from now on.
     pub async fn reload(&self, config: &FleetConfig) -> Result<(), FleetError> {
+        if let Some(cluster) = self.cluster() {
+            // The cluster decides which encoders run here; a changed one restarts
+            // (its owner key stays), the others follow the new view.
+            let _one_at_a_time = cluster.changing.lock().await;
+            for id in cluster.set_configs(config)? {
+                if self.remove_encoder(&id).await {
+                    tracing::info!(encoder_id = %id, reason = "reloaded", "configuration changed; restarting its loop");
+                }
+            }
+            self.follow_locked(cluster, &cluster.view()).await;
+            return Ok(());
+        }
         let wanted: BTreeMap<String, &EncoderConfig> =
             config.encoders.iter().map(|e| (e.id.clone(), e)).collect();
         let current: Vec<(String, EncoderConfig)> = self
@@ -246,6 +374,17 @@ impl Fleet {
     /// connections.
     pub async fn shutdown(&self, grace: Duration) {
         self.shared.ready.store(false, Ordering::Release);
+        let cluster = self.cluster();
+        // A change of the loops in progress finishes first (loops stopped, keys
+        // released), then the driver stops following the view.
+        let _one_at_a_time = match cluster {
+            Some(c) => {
+                let changing = c.changing.lock().await;
+                c.stop_driver();
+                Some(changing)
+            }
+            None => None,
+        };
         let all: Vec<(String, Running)> = std::mem::take(&mut *self.lock()).into_iter().collect();
         for (_, running) in &all {
             let _ = running.stop.send(true);
@@ -254,15 +393,33 @@ impl Fleet {
             .into_iter()
             .map(|(id, running)| async move { self.stop_running(&id, running, grace).await });
         futures_util::future::join_all(stops).await;
+        // Only after every loop stopped: the others take over at once.
+        if let Some(c) = cluster {
+            c.leave().await;
+        }
+    }
+
+    /// Whether this node may act on `id` now: it supervises it and, in a cluster,
+    /// owns it with a valid lease.
+    fn permit(&self, id: &str) -> Result<(), FleetError> {
+        let running = self.lock().contains_key(id);
+        match self.cluster() {
+            None if running => Ok(()),
+            None => Err(FleetError::UnknownEncoder(id.to_string())),
+            Some(c) if !c.knows(id) => Err(FleetError::UnknownEncoder(id.to_string())),
+            Some(c) => c.permit(id).map_err(|why| FleetError::NotActing {
+                encoder: id.to_string(),
+                why,
+            }),
+        }
     }
 
     /// Manual cooling (reason `manual`) of every connection of an encoder the thermal
-    /// model knows; answers the connections now cooling, or `None` for an unknown
-    /// encoder.
-    pub fn cooldown(&self, id: &str) -> Option<Vec<u64>> {
-        if !self.lock().contains_key(id) {
-            return None;
-        }
+    /// model knows; answers the connections now cooling. Refused for an unknown
+    /// encoder and, in a cluster, for one this node may not act on
+    /// ([`FleetError::not_acting`] says why, and who owns it).
+    pub fn cooldown(&self, id: &str) -> Result<Vec<u64>, FleetError> {
+        self.permit(id)?;
         let encoder = EncoderId::from(id);
         let t = &self.shared.thermal;
         let mut cooled = Vec::new();
@@ -273,17 +430,22 @@ impl Fleet {
             }
         }
         tracing::info!(encoder_id = %encoder, reason = "manual", connections = ?cooled, "manual cooldown");
-        Some(cooled)
+        self.shared.changes.touch(id);
+        Ok(cooled)
     }
 
     /// Holds (`true`) or releases an encoder: while held, reconciliation is paused
-    /// (maintenance) and the status says `held`. Answers the hold now, or `None` for
-    /// an unknown encoder. A hold lasts until released or the process stops (a hold
-    /// that must survive restarts belongs in the configuration: `hold = true`).
-    pub fn hold(&self, id: &str, held: bool) -> Option<bool> {
+    /// (maintenance) and the status says `held`. Answers the hold now. Refused like
+    /// [`cooldown`](Self::cooldown). A hold lasts until released, the process stops
+    /// or (in a cluster) the encoder moves to another node; a hold that must survive
+    /// these belongs in the configuration: `hold = true`.
+    pub fn hold(&self, id: &str, held: bool) -> Result<bool, FleetError> {
+        self.permit(id)?;
         let (supervision, wake) = {
             let encoders = self.lock();
-            let running = encoders.get(id)?;
+            let running = encoders
+                .get(id)
+                .ok_or_else(|| FleetError::UnknownEncoder(id.to_string()))?;
             (running.supervision.clone(), running.wake.clone())
         };
         let was = {
@@ -302,7 +464,8 @@ impl Fleet {
         }
         // The loop exports the new status and checks at once.
         wake.notify_one();
-        Some(held)
+        self.shared.changes.touch(id);
+        Ok(held)
     }
 
     /// Ids of the supervised encoders.
@@ -339,7 +502,7 @@ impl Fleet {
             Some(state) => state.status.as_str().to_string(),
             None => "off".to_string(),
         };
-        EncoderView::new(ViewParts {
+        let mut view = EncoderView::new(ViewParts {
             id: config.id.clone(),
             url: config.device.url(),
             supervision,
@@ -356,7 +519,14 @@ impl Fleet {
                 .map(ConnectionView::from)
                 .collect(),
             load: s.thermal.encoder_load(&encoder),
-        })
+        });
+        view.owner = self.cluster().and_then(|c| c.owner_of(&config.id));
+        view
+    }
+
+    /// Which encoders' views may have changed, for readers that follow the fleet.
+    pub fn changes(&self) -> &Changes {
+        &self.shared.changes
     }
 
     /// The metric families.
@@ -369,12 +539,30 @@ impl Fleet {
         self.shared.ready.load(Ordering::Acquire)
     }
 
+    /// `Ok` when ready; else why not, for `/readyz`: not started yet, or (in a
+    /// cluster) this node cannot act because etcd is unreachable. Such a node keeps
+    /// observing.
+    pub fn readiness(&self) -> Result<(), String> {
+        if !self.is_ready() {
+            return Err("not ready".to_string());
+        }
+        match self.cluster().and_then(|c| c.unready()) {
+            Some(why) => Err(format!("not ready: {why}")),
+            None => Ok(()),
+        }
+    }
+
+    /// This node's view of the cluster; `None` for a supervisor alone.
+    pub fn cluster_status(&self) -> Option<ClusterStatus> {
+        self.cluster().map(|c| c.status())
+    }
+
     fn lock(&self) -> MutexGuard<'_, BTreeMap<String, Running>> {
         lock(&self.shared.encoders)
     }
 }
 
-fn same_encoder(a: &EncoderConfig, b: &EncoderConfig) -> bool {
+pub(crate) fn same_encoder(a: &EncoderConfig, b: &EncoderConfig) -> bool {
     a.device.url() == b.device.url()
         && a.device.password() == b.device.password()
         && a.expect_streaming == b.expect_streaming

@@ -2,12 +2,16 @@
 //! admin API, wired from the library crates.
 
 pub mod admin;
+pub mod changes;
 pub mod check;
 pub mod cli;
+pub mod cluster;
 pub mod commands;
 pub mod config;
 pub mod demo;
 pub mod fleet;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod logging;
 pub mod observer;
 pub mod report;

@@ -67,6 +67,17 @@ async fn dispatch(command: Command) -> ExitCode {
             })
             .await
         }
+        Command::Config {
+            action: conn_supervisor::cli::ConfigAction::Check { file },
+        } => conn_supervisor::commands::config_check(&file),
+        Command::Completions { shell } => write_out(&conn_supervisor::cli::completions(shell)),
+        Command::Man => match conn_supervisor::cli::man_page() {
+            Ok(page) => write_out(&page),
+            Err(e) => {
+                eprintln!("conn-supervisor: cannot render the manual page: {e}");
+                ExitCode::from(1)
+            }
+        },
         Command::Param { action } => match action {
             ParamAction::Get {
                 url,
@@ -147,5 +158,18 @@ fn wait_options(args: WaitArgs) -> tools::WaitOptions {
         wait: !args.no_wait,
         timeout: args.timeout,
         ..tools::WaitOptions::default()
+    }
+}
+
+/// Writes generated text to stdout; a closed pipe is an error, not a panic.
+fn write_out(bytes: &[u8]) -> ExitCode {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("conn-supervisor: cannot write output: {e}");
+            ExitCode::from(1)
+        }
     }
 }

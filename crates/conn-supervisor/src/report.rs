@@ -53,6 +53,9 @@ pub struct EncoderView {
     pub connections: Vec<ConnectionView>,
     /// The encoder's load, % of its in-flight cap.
     pub load: f64,
+    /// In a cluster, the node that owns the encoder (absent for a supervisor alone).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 /// One replicator: desired and seen state, and what reconciliation is doing.
@@ -65,7 +68,7 @@ pub struct ReplicatorView {
     /// The state's protocol number.
     pub state_value: Option<i64>,
     /// `settled`, `grace`, `stopping`, `starting`, `backoff`, `gave_up`,
-    /// `deferred_to_device` or `held`.
+    /// `deferred_to_device`, `held` or `not_acting` (in a cluster: this node may not act on it now).
     pub phase: &'static str,
     /// Tries made in the current round.
     pub attempts: u32,
@@ -97,7 +100,7 @@ pub struct DeviceView {
 pub struct ActionView {
     /// `start_stream`, `restart_stream`, `stop_stream`, `lighter_profile`, …
     pub action: &'static str,
-    /// `ok` or `error`.
+    /// `ok`, `error` or `not_taken` (in a cluster: this node may not act on it).
     pub outcome: &'static str,
     /// The device's error (bounded, escaped).
     pub error: Option<String>,
@@ -282,6 +285,7 @@ impl EncoderView {
             pool: parts.pool,
             connections: parts.connections,
             load: round1(parts.load),
+            owner: None,
         }
     }
 }
@@ -319,6 +323,7 @@ fn phase_name(p: &TrackPhase) -> &'static str {
         TrackPhase::GaveUp { .. } => "gave_up",
         TrackPhase::DeferredToDevice => "deferred_to_device",
         TrackPhase::Held => "held",
+        TrackPhase::NotActing { .. } => "not_acting",
     }
 }
 

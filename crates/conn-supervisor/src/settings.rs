@@ -7,6 +7,8 @@ use conn_health::{
     Thresholds,
 };
 
+use helo_transport::Backoff;
+
 use crate::config::Tunables;
 
 /// Pool settings (fleet-wide).
@@ -70,7 +72,7 @@ pub fn supervision(t: &Tunables, fleet: &Tunables) -> SupervisionPolicy {
             grace: t.desired_state_grace,
             start_timeout: t.start_timeout,
             max_attempts: t.recovery_max_attempts,
-            backoff: t.recovery_backoff,
+            backoff: Backoff::new(t.recovery_backoff, ReconcilePolicy::default().backoff.max()),
             retry_after: t.recovery_retry_after,
             ..ReconcilePolicy::default()
         },

@@ -4,7 +4,7 @@
 
 use std::{
     sync::{Arc, Mutex},
-    time::SystemTime,
+    time::{Duration, SystemTime},
 };
 
 use conn_core::EncoderId;
@@ -13,13 +13,14 @@ use conn_health::{
     ReconcileEvent, StatusLevel, SupervisionEvent,
 };
 use conn_metrics::MetricsLayer;
-use helo_transport::{names, HeloClientExt};
+use helo_transport::{names, Device, HeloClientExt};
 use tokio::{
     sync::{watch, Notify},
     time::Instant,
 };
 
 use crate::{
+    cluster::NotActing,
     config::EncoderConfig,
     fleet::{lock, Shared},
     stack::{build_stack, EncoderStack},
@@ -29,6 +30,8 @@ use crate::{
 pub(crate) struct EncoderTask {
     pub(crate) id: EncoderId,
     pub(crate) config: EncoderConfig,
+    /// The encoder's shared device state (session, login lockout, request budget).
+    pub(crate) device: Device,
     pub(crate) shared: Arc<Shared>,
     /// The library's state of this encoder; the admin API reads it and sets the hold.
     pub(crate) supervision: Arc<Mutex<EncoderSupervision>>,
@@ -38,6 +41,9 @@ pub(crate) struct EncoderTask {
     /// The event mirror's state, when the encoder has one: a change that matters
     /// triggers a check at once instead of at the next interval.
     pub(crate) mirror: Option<watch::Receiver<DeviceState>>,
+    /// Why the last action was refused (`not_owner`, `demoted`), so a refusal is
+    /// logged once, not at every try.
+    pub(crate) refused: Mutex<Option<&'static str>>,
 }
 
 /// Runs until `stop` says so (or its sender is dropped).
@@ -106,7 +112,6 @@ impl EncoderTask {
             &self.metrics_layer,
             &s.checker,
             &s.thermal,
-            self.config.tunables.request_timeout,
         );
         let expectations = Expectations {
             expect_streaming: self.config.expect_streaming,
@@ -173,53 +178,95 @@ impl EncoderTask {
             .map(|v| v != 0)
     }
 
-    /// Does what the plan says, in order, and reports each outcome back.
+    /// Does what the plan says, in order, and reports each outcome back. In a
+    /// cluster each action first asks the fence: an action this node may not take is
+    /// not sent, and the supervision is told so (`action_not_taken`): the try is
+    /// taken back uncounted, so a node that may not act for a while neither gives up
+    /// nor grows a backoff, and acts at its next check once it may.
     async fn carry_out(&self, plan: &Plan, stack: &EncoderStack) {
-        let id = &self.id;
         for action in &plan.actions {
-            let result = match *action {
-                Action::Start {
-                    activity: Activity::Stream,
-                    ..
-                } => stack.start_streaming().await,
-                Action::Start {
-                    activity: Activity::Record,
-                    ..
-                } => stack.start_recording().await,
-                Action::Stop {
-                    activity: Activity::Stream,
-                    ..
-                } => stack.stop_streaming().await,
-                Action::Stop {
-                    activity: Activity::Record,
-                    ..
-                } => stack.stop_recording().await,
-                Action::SwitchProfile { profile } => stack
-                    .set_param(names::STREAMING_PROFILE, profile)
-                    .await
-                    .map(|_| ()),
-            };
-            let error = result.as_ref().err().map(ToString::to_string);
-            let label = action.label();
-            match &error {
-                None => tracing::info!(encoder_id = %id, reason = label, ?action, "done"),
-                Some(error) => {
-                    tracing::warn!(encoder_id = %id, reason = label, ?action, %error, "failed")
+            let events = match self.fence(action) {
+                Err(not_acting) => lock(&self.supervision).action_not_taken(
+                    Instant::now(),
+                    SystemTime::now(),
+                    action,
+                    &not_acting.to_string(),
+                ),
+                Ok(deadline) => {
+                    let error = self.take(stack, action, deadline).await;
+                    lock(&self.supervision).action_done(
+                        Instant::now(),
+                        SystemTime::now(),
+                        action,
+                        error.as_deref(),
+                    )
                 }
-            }
-            self.shared.metrics.device().recovery_action(
-                id,
-                label,
-                if error.is_some() { "error" } else { "ok" },
-            );
-            let events = lock(&self.supervision).action_done(
-                Instant::now(),
-                SystemTime::now(),
-                action,
-                error.as_deref(),
-            );
+            };
             self.report(&events);
         }
+    }
+
+    /// Sends one action, bounded by `deadline` in a cluster (a request still queued
+    /// then is dropped before it reaches the device); logs and counts it. Answers the
+    /// error, if any.
+    async fn take(
+        &self,
+        stack: &EncoderStack,
+        action: &Action,
+        deadline: Option<Duration>,
+    ) -> Option<String> {
+        let id = &self.id;
+        let result = match deadline {
+            None => act(stack, action).await,
+            Some(deadline) => tokio::time::timeout(deadline, act(stack, action))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(format!(
+                        "no answer within {deadline:?}, the most an action may take once the \
+                         cluster allowed it"
+                    )
+                    .into())
+                }),
+        };
+        let error = result.err().map(|e| e.to_string());
+        let label = action.label();
+        match &error {
+            None => tracing::info!(encoder_id = %id, reason = label, ?action, "done"),
+            Some(error) => {
+                tracing::warn!(encoder_id = %id, reason = label, ?action, %error, "failed")
+            }
+        }
+        self.shared.metrics.device().recovery_action(
+            id,
+            label,
+            if error.is_some() { "error" } else { "ok" },
+        );
+        error
+    }
+
+    /// Whether this loop may take `action` now, and within what time it must end;
+    /// `Ok(None)`: no cluster, no limit. A refusal is logged once (and acting again).
+    fn fence(&self, action: &Action) -> Result<Option<Duration>, NotActing> {
+        let Some(cluster) = self.shared.cluster.get() else {
+            return Ok(None);
+        };
+        let verdict = cluster.permit(self.id.as_str());
+        let reason = verdict.as_ref().err().map(NotActing::reason);
+        let before = std::mem::replace(&mut *lock(&self.refused), reason);
+        match (&verdict, before) {
+            (Err(why), before) if before != reason => tracing::warn!(
+                encoder_id = %self.id,
+                reason = why.reason(),
+                owner = why.owner(),
+                ?action,
+                "{why}; action not taken"
+            ),
+            (Ok(()), Some(_)) => {
+                tracing::info!(encoder_id = %self.id, reason = "acting", "this node acts on the encoder again")
+            }
+            _ => {}
+        }
+        verdict.map(|()| Some(cluster.action_deadline()))
     }
 
     /// Logs what happened and counts it.
@@ -282,6 +329,15 @@ impl EncoderTask {
             (report.status, report.last_health, report.reachable)
         };
         let id = &self.id;
+        // The first call (the loop's start) creates the series at 0.
+        let budget = self.shared.metrics.budget();
+        let refused = self.device.budget_refused();
+        let before = budget.refused(id).get();
+        budget.record_refused_total(id, refused);
+        if refused > before {
+            tracing::warn!(encoder_id = %id, reason = "request_budget", refused = refused - before,
+                budget = ?self.device.config().request_budget(), "request budget used up; requests not sent");
+        }
         let m = self.shared.metrics.device();
         m.set_encoder_status(id, status.level.as_str());
         m.set_encoder_health_score(id, status.health_score);
@@ -289,6 +345,7 @@ impl EncoderTask {
         if let Some(up) = reachable {
             m.set_encoder_up(id, up);
         }
+        self.shared.changes.touch(id.as_str());
         if let Some(r) = health.as_ref().map(|h| *h.readings()) {
             if let Some(state) = r.stream() {
                 m.set_stream_state(id, state);
@@ -300,6 +357,32 @@ impl EncoderTask {
                 m.set_media_available(id, media as f64);
             }
         }
+    }
+}
+
+/// One action, as the device requests it takes.
+async fn act(stack: &EncoderStack, action: &Action) -> Result<(), tower::BoxError> {
+    match *action {
+        Action::Start {
+            activity: Activity::Stream,
+            ..
+        } => stack.start_streaming().await,
+        Action::Start {
+            activity: Activity::Record,
+            ..
+        } => stack.start_recording().await,
+        Action::Stop {
+            activity: Activity::Stream,
+            ..
+        } => stack.stop_streaming().await,
+        Action::Stop {
+            activity: Activity::Record,
+            ..
+        } => stack.stop_recording().await,
+        Action::SwitchProfile { profile } => stack
+            .set_param(names::STREAMING_PROFILE, profile)
+            .await
+            .map(|_| ()),
     }
 }
 

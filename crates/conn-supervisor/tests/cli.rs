@@ -386,3 +386,194 @@ async fn the_tools_work_against_a_device() {
     );
     drop(child);
 }
+
+/// A fresh folder for one test's files, removed on drop.
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("helo-cli-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+
+    fn file(&self, name: &str, text: &str) -> String {
+        let path = self.0.join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_str().unwrap().to_string()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[tokio::test]
+async fn config_check_validates_without_starting_anything() {
+    let dir = TempDir::new("config-check");
+    let good = dir.file(
+        "good.toml",
+        "admin_listen = \"127.0.0.1:1\"\n[[encoder]]\nid = \"a\"\nurl = \"http://127.0.0.1:1\"\n[[encoder]]\nid = \"b\"\nurl = \"http://127.0.0.1:2\"\n",
+    );
+    let (code, out, err) = run(&["config", "check", &good]).await;
+    assert_eq!((code, out.as_str()), (0, "ok: 2 encoders\n"), "{err}");
+
+    // Five different mistakes, and a password typed where a variable name belongs.
+    let bad = dir.file(
+        "bad.toml",
+        "admin_listn = \"127.0.0.1:9898\"\n[defaults]\ncheck_interval = \"30 parsecs\"\nmin_warm = 99\n[[encoder]]\nid = \"a\"\nurl = \"http://h\"\ncolour = \"red\"\npassword_env = \"hunter2 and more\"\n[[encoder]]\nid = \"a\"\nurl = \"http://i\"\n",
+    );
+    let (code, out, err) = run(&["config", "check", &bad]).await;
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(!out.contains("ok:"), "{out}");
+    for (line, key) in [
+        (1, "admin_listn"),
+        (3, "defaults.check_interval"),
+        (4, "defaults.min_warm"),
+        (8, "encoder[0].colour"),
+        (9, "encoder[0].password_env"),
+        (11, "encoder[1].id"),
+    ] {
+        assert!(
+            err.contains(&format!("line {line}: {key}: ")),
+            "{key}: {err}"
+        );
+    }
+    assert!(
+        !err.contains("hunter2"),
+        "a possible password was shown: {err}"
+    );
+    // `run` refuses the same file with the same report.
+    let (run_code, run_out, run_err) = run(&["run", "--config", &bad]).await;
+    assert_eq!(run_code, 2, "{run_err}");
+    assert!(!run_out.contains("admin:"), "nothing may start: {run_out}");
+    assert_eq!(run_err, err);
+
+    let (code, _, err) = run(&["config", "check", &format!("{good}.missing")]).await;
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("cannot read"), "{err}");
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn config_check_refuses_a_readable_password_file_or_warns_when_allowed() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new("config-perms");
+    let pw = dir.file("pw.txt", "file-secret\n");
+    std::fs::set_permissions(&pw, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let encoder = "[[encoder]]\nid = \"a\"\nurl = \"http://h\"\npassword_file = \"pw.txt\"\n";
+    let strict = dir.file("strict.toml", encoder);
+    let (code, out, err) = run(&["config", "check", &strict]).await;
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        err.contains("line 4: encoder[0].password_file:") && err.contains("chmod 600"),
+        "{err}"
+    );
+    let lenient = dir.file(
+        "lenient.toml",
+        &format!("allow_insecure_password_files = true\n{encoder}"),
+    );
+    let (code, out, err) = run(&["config", "check", &lenient]).await;
+    assert_eq!(code, 0, "{err}");
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some("ok: 1 encoders"), "{out}");
+    let warning = lines.next().unwrap_or_default();
+    assert!(
+        warning.starts_with("warning: line 5: encoder[0].password_file: ")
+            && warning.contains("group or others"),
+        "{out}"
+    );
+    assert!(!format!("{out}{err}").contains("file-secret"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_a_good_file_and_keeps_running_on_a_bad_one() {
+    let device = sim(SimConfig::fast()).await;
+    let dir = TempDir::new("sighup");
+    let encoder = |id: &str| format!("[[encoder]]\nid = \"{id}\"\nurl = \"{}\"\n", device.url());
+    let head = "admin_listen = \"127.0.0.1:0\"\n[defaults]\ncheck_interval = \"300ms\"\n";
+    let path = dir.file("fleet.toml", &format!("{head}{}", encoder("first")));
+    let (child, first) = spawn(&["run", "--config", &path]).await;
+    let addr = admin_addr(&first);
+    let hup = || async {
+        let pid = child.id().unwrap().to_string();
+        let status = Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .await
+            .unwrap();
+        assert!(status.success());
+    };
+    let status_of = |id: &'static str| {
+        let addr = addr.clone();
+        async move { get(&addr, &format!("/api/encoders/{id}")).await.0 }
+    };
+    assert_eq!(status_of("first").await, 200);
+    assert_eq!(status_of("second").await, 404);
+
+    dir.file(
+        "fleet.toml",
+        &format!("{head}{}{}", encoder("first"), encoder("second")),
+    );
+    hup().await;
+    let mut reloaded = false;
+    for _ in 0..100 {
+        if status_of("second").await == 200 {
+            reloaded = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(reloaded, "SIGHUP added the second encoder");
+
+    dir.file(
+        "fleet.toml",
+        &format!("{head}{}colour = \"red\"\n", encoder("first")),
+    );
+    hup().await;
+    // The bad file changes nothing: both encoders stay, the process keeps serving.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(status_of("first").await, 200);
+    assert_eq!(status_of("second").await, 200);
+    assert_eq!(sigterm_and_wait(child).await, 0);
+}
+
+#[tokio::test]
+async fn completions_and_the_man_page_come_from_the_clap_definitions() {
+    for shell in ["bash", "zsh", "fish"] {
+        let (code, out, err) = run(&["completions", shell]).await;
+        assert_eq!(code, 0, "{err}");
+        for sub in ["check", "stream", "events", "demo", "config"] {
+            assert!(out.contains(sub), "{shell} completion lacks {sub}");
+        }
+    }
+    let (code, out, err) = run(&["man"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.starts_with(".ie") || out.contains(".TH conn-supervisor 1"),
+        "{out}"
+    );
+    assert!(out.contains("check") && out.contains("events"), "{out}");
+    assert_eq!(run(&["completions", "cmd.exe"]).await.0, 2);
+}
+
+#[tokio::test]
+async fn logs_to_a_pipe_are_plain_text_without_colour_codes() {
+    // Warnings while retrying a closed port go to stderr, which is a pipe here.
+    let out = tokio::time::timeout(
+        Duration::from_secs(20),
+        Command::new(BIN)
+            .args(["events", "http://127.0.0.1:1", "--connect-tries", "2"])
+            .env("RUST_LOG", "warn")
+            .env_remove("NO_COLOR")
+            .output(),
+    )
+    .await
+    .expect("finished in time")
+    .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("WARN"), "{err}");
+    assert!(!err.contains('\u{1b}'), "ANSI codes in piped logs: {err:?}");
+}

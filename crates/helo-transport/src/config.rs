@@ -2,7 +2,12 @@
 
 use std::{fmt, sync::Arc, time::Duration};
 
-use crate::error::HeloError;
+use tokio::time::Instant;
+
+use crate::{
+    budget::{BudgetState, RequestBudget},
+    error::{AuthFailure, HeloError},
+};
 
 /// The name a device is known by in logs, errors and metrics (the encoder id).
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -75,6 +80,17 @@ pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
 pub const DEFAULT_EVENT_WAIT_TIMEOUT: Duration = Duration::from_secs(65);
 /// Default cap on a response body; real answers are a few hundred bytes.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Default number of requests one connection holds at once, waiting for their turn
+/// or on the wire (a health check asks six things at once).
+pub const DEFAULT_MAX_QUEUED: usize = 16;
+/// Default time a request may wait for its turn on a connection: far above what a
+/// healthy device needs to turn a full queue over, so it fires only when the
+/// connection carries more than the device answers.
+pub const DEFAULT_QUEUE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default time after a refused password during which no login of the device is sent
+/// (pool, mirror, checks and actions alike): retrying cannot fix a wrong password, and
+/// a device or a site may lock the account after a few refusals.
+pub const DEFAULT_LOGIN_LOCKOUT: Duration = Duration::from_secs(600);
 
 /// Settings for one device. Built with [`DeviceConfig::from_url`] and the `with_*`
 /// methods, which validate as they go.
@@ -88,6 +104,10 @@ pub struct DeviceConfig {
     request_timeout: Duration,
     event_wait_timeout: Duration,
     max_body_bytes: usize,
+    max_queued: usize,
+    queue_timeout: Duration,
+    request_budget: RequestBudget,
+    login_lockout: Duration,
 }
 
 impl DeviceConfig {
@@ -108,6 +128,10 @@ impl DeviceConfig {
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             event_wait_timeout: DEFAULT_EVENT_WAIT_TIMEOUT,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            max_queued: DEFAULT_MAX_QUEUED,
+            queue_timeout: DEFAULT_QUEUE_TIMEOUT,
+            request_budget: RequestBudget::default(),
+            login_lockout: DEFAULT_LOGIN_LOCKOUT,
         })
     }
 
@@ -156,6 +180,58 @@ impl DeviceConfig {
             max_body_bytes: n,
             ..self
         })
+    }
+
+    /// Sets how many requests one connection holds at once, waiting for their turn
+    /// or on the wire (1 to 4096); beyond that its `poll_ready` is pending.
+    pub fn with_max_queued(self, n: usize) -> Result<Self, HeloError> {
+        if !(1..=4096).contains(&n) {
+            return Err(HeloError::InvalidConfig {
+                device: self.name.clone(),
+                detail: format!("max_queued must be 1 to 4096, got {n}"),
+            });
+        }
+        Ok(Self {
+            max_queued: n,
+            ..self
+        })
+    }
+
+    /// Sets how long a request may wait for its turn on a connection.
+    pub fn with_queue_timeout(self, t: Duration) -> Result<Self, HeloError> {
+        self.check_nonzero("queue_timeout", t)?;
+        Ok(Self {
+            queue_timeout: t,
+            ..self
+        })
+    }
+
+    /// Sets the request budget of the device: requests per minute, all connections and
+    /// sources together, with a burst (both at least 1). A request beyond it fails at
+    /// once with [`HeloError::BudgetExhausted`] and is never sent.
+    pub fn with_request_budget(self, budget: RequestBudget) -> Result<Self, HeloError> {
+        if budget.per_minute == 0 || budget.burst == 0 {
+            return Err(HeloError::InvalidConfig {
+                device: self.name.clone(),
+                detail: format!(
+                    "request budget must allow at least 1 request per minute and a burst of 1, got {}/min burst {}",
+                    budget.per_minute, budget.burst
+                ),
+            });
+        }
+        Ok(Self {
+            request_budget: budget,
+            ..self
+        })
+    }
+
+    /// Sets how long after a refused password no login is sent to the device (zero:
+    /// every login is sent).
+    pub fn with_login_lockout(self, t: Duration) -> Self {
+        Self {
+            login_lockout: t,
+            ..self
+        }
     }
 
     fn check_nonzero(&self, key: &str, t: Duration) -> Result<(), HeloError> {
@@ -212,6 +288,22 @@ impl DeviceConfig {
     pub fn max_body_bytes(&self) -> usize {
         self.max_body_bytes
     }
+    /// Requests one connection holds at once, waiting or on the wire.
+    pub fn max_queued(&self) -> usize {
+        self.max_queued
+    }
+    /// How long a request may wait for its turn on a connection.
+    pub fn queue_timeout(&self) -> Duration {
+        self.queue_timeout
+    }
+    /// The device's request budget.
+    pub fn request_budget(&self) -> RequestBudget {
+        self.request_budget
+    }
+    /// How long after a refused password no login is sent (zero: no lockout).
+    pub fn login_lockout(&self) -> Duration {
+        self.login_lockout
+    }
 }
 
 fn parse_url(url: &str) -> Result<(String, u16), String> {
@@ -265,8 +357,15 @@ fn parse_url(url: &str) -> Result<(String, u16), String> {
     Ok((host, port))
 }
 
-/// One device as shared by all its connections: the configuration and the current
-/// login session, so that one re-login serves every connection.
+/// One device as shared by all its connections: the configuration, the current login
+/// session (so that one re-login serves every connection), the login lockout after a
+/// refused password, and the request budget.
+///
+/// Everything that talks to the device through it shares these: a wrong password
+/// stops every login source until [`login_lockout`](DeviceConfig::login_lockout) has
+/// passed, and no loop can send more than the
+/// [`request_budget`](DeviceConfig::request_budget). A changed configuration means a
+/// new `Device`, which starts with neither.
 #[derive(Clone, Debug)]
 pub struct Device {
     inner: Arc<DeviceInner>,
@@ -279,14 +378,24 @@ struct DeviceInner {
     /// Held while logging in, so that connections finding an expired session at the
     /// same moment log in once between them.
     login_lock: tokio::sync::Mutex<()>,
+    budget: BudgetState,
 }
 
 /// The session cookie and a generation that grows with each login, so a connection
-/// can tell whether another connection has already logged in again.
+/// can tell whether another connection has already logged in again; and the lockout
+/// after a refused password.
 #[derive(Default)]
 struct Session {
     cookie: Option<Arc<str>>,
     generation: u64,
+    lockout: Option<Lockout>,
+}
+
+/// No login before `until`; the device's refusal, answered in its place.
+#[derive(Debug, Clone)]
+struct Lockout {
+    until: Instant,
+    failure: AuthFailure,
 }
 
 impl fmt::Debug for Session {
@@ -294,6 +403,7 @@ impl fmt::Debug for Session {
         f.debug_struct("Session")
             .field("cookie", &self.cookie.as_ref().map(|_| "<redacted>"))
             .field("generation", &self.generation)
+            .field("lockout", &self.lockout)
             .finish()
     }
 }
@@ -303,6 +413,7 @@ impl Device {
     pub fn new(config: DeviceConfig) -> Self {
         Self {
             inner: Arc::new(DeviceInner {
+                budget: BudgetState::new(config.request_budget),
                 config,
                 session: std::sync::Mutex::new(Session::default()),
                 login_lock: tokio::sync::Mutex::new(()),
@@ -330,12 +441,64 @@ impl Device {
     pub(crate) fn store_session(&self, cookie: Arc<str>) -> u64 {
         let mut s = self.lock_session();
         s.cookie = Some(cookie);
+        s.lockout = None;
         s.generation += 1;
         s.generation
     }
 
     pub(crate) fn login_lock(&self) -> &tokio::sync::Mutex<()> {
         &self.inner.login_lock
+    }
+
+    /// How long logins stay locked after a refused password; `None` when they are not.
+    pub fn login_locked_for(&self) -> Option<Duration> {
+        let s = self.lock_session();
+        let remaining = s
+            .lockout
+            .as_ref()?
+            .until
+            .saturating_duration_since(Instant::now());
+        (!remaining.is_zero()).then_some(remaining)
+    }
+
+    /// Ends a login lockout now, so the next login is sent: for an operator who fixed
+    /// the password on the device itself (a changed configuration builds a new
+    /// `Device`, which has none).
+    pub fn clear_login_lockout(&self) {
+        self.lock_session().lockout = None;
+    }
+
+    /// The refusal to answer in place of a login, while the lockout lasts.
+    pub(crate) fn locked_login(&self) -> Option<AuthFailure> {
+        let s = self.lock_session();
+        let lockout = s.lockout.as_ref()?;
+        (Instant::now() < lockout.until).then(|| lockout.failure.clone())
+    }
+
+    /// Records the device's refusal of the password: no login for `login_lockout`.
+    pub(crate) fn lock_logins(&self, failure: AuthFailure) {
+        let lockout = self.inner.config.login_lockout;
+        if lockout.is_zero() {
+            return;
+        }
+        let now = Instant::now();
+        // Any length is accepted from configuration; one past the clock's range is
+        // as good as a year.
+        let until = now
+            .checked_add(lockout)
+            .unwrap_or(now + Duration::from_secs(365 * 86_400));
+        self.lock_session().lockout = Some(Lockout { until, failure });
+    }
+
+    /// Takes one request's place in the device's budget, or says how long until one
+    /// is free.
+    pub(crate) fn take_budget(&self) -> Result<(), Duration> {
+        self.inner.budget.take()
+    }
+
+    /// Requests refused by the request budget since this `Device` was built.
+    pub fn budget_refused(&self) -> u64 {
+        self.inner.budget.refused()
     }
 
     fn lock_session(&self) -> std::sync::MutexGuard<'_, Session> {
@@ -395,8 +558,58 @@ mod tests {
     #[test]
     fn zero_timeouts_are_rejected() {
         let cfg = DeviceConfig::from_url("enc", "http://h").unwrap();
-        let err = cfg.with_request_timeout(Duration::ZERO).unwrap_err();
+        let err = cfg
+            .clone()
+            .with_request_timeout(Duration::ZERO)
+            .unwrap_err();
         assert!(err.to_string().contains("request_timeout"), "{err}");
+        let err = cfg.clone().with_queue_timeout(Duration::ZERO).unwrap_err();
+        assert!(err.to_string().contains("queue_timeout"), "{err}");
+    }
+
+    #[test]
+    fn queue_bounds() {
+        let cfg = DeviceConfig::from_url("enc", "http://h").unwrap();
+        assert_eq!(cfg.max_queued(), DEFAULT_MAX_QUEUED);
+        assert_eq!(cfg.queue_timeout(), DEFAULT_QUEUE_TIMEOUT);
+        for bad in [0, 4097] {
+            let err = cfg.clone().with_max_queued(bad).unwrap_err();
+            assert!(err.to_string().contains("max_queued"), "{err}");
+        }
+        let cfg = cfg
+            .with_max_queued(1)
+            .unwrap()
+            .with_queue_timeout(Duration::from_millis(600))
+            .unwrap();
+        assert_eq!(
+            (cfg.max_queued(), cfg.queue_timeout()),
+            (1, Duration::from_millis(600))
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lockout_ends_by_itself_or_when_cleared() {
+        let dev = Device::new(
+            DeviceConfig::from_url("enc", "h")
+                .unwrap()
+                .with_login_lockout(Duration::from_secs(60)),
+        );
+        assert_eq!(dev.config().login_lockout(), Duration::from_secs(60));
+        let refusal = AuthFailure::WrongPassword {
+            message: "no".into(),
+        };
+        dev.lock_logins(refusal.clone());
+        assert_eq!(dev.locked_login(), Some(refusal.clone()));
+        tokio::time::advance(Duration::from_secs(60)).await;
+        assert_eq!((dev.locked_login(), dev.login_locked_for()), (None, None));
+        dev.lock_logins(refusal);
+        assert!(dev.login_locked_for().is_some());
+        dev.clear_login_lockout();
+        assert_eq!((dev.locked_login(), dev.login_locked_for()), (None, None));
+        assert_eq!(
+            DeviceConfig::from_url("enc", "h").unwrap().login_lockout(),
+            DEFAULT_LOGIN_LOCKOUT
+        );
     }
 
     #[test]

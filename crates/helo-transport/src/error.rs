@@ -1,8 +1,11 @@
-//! The one error type of this crate, and the caller-facing classes it maps onto.
+//! The one error type of this crate.
 
-use std::{error::Error as StdError, fmt, io, time::Duration};
+use std::{error::Error as StdError, fmt, time::Duration};
 
-use crate::config::DeviceName;
+use crate::{
+    config::DeviceName,
+    outcome::{ErrorClass, Outcome},
+};
 
 /// A boxed error, as tower middleware passes it around.
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
@@ -59,55 +62,6 @@ impl fmt::Display for AuthFailure {
     }
 }
 
-/// The class of an error, as callers handle them: the same three branches as the
-/// original Python monitor's `except ConnectionError / TimeoutError / Exception` chain.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ErrorClass {
-    /// The device could not be reached or the connection broke.
-    Connection,
-    /// The device did not answer in time.
-    Timeout,
-    /// Anything else: the device answered, but not with what was asked for.
-    Other,
-}
-
-impl ErrorClass {
-    /// Classifies any error that may come out of a tower stack around a connection.
-    ///
-    /// Walks the `source()` chain: a [`HeloError`] gives its own class, tower's
-    /// `Elapsed` (the timeout middleware) counts as [`ErrorClass::Timeout`], anything
-    /// else is [`ErrorClass::Other`].
-    pub fn of(err: &(dyn StdError + 'static)) -> Self {
-        let mut cur: Option<&(dyn StdError + 'static)> = Some(err);
-        while let Some(e) = cur {
-            if let Some(h) = e.downcast_ref::<HeloError>() {
-                return h.class();
-            }
-            if e.is::<tower::timeout::error::Elapsed>() {
-                return Self::Timeout;
-            }
-            if let Some(io) = e.downcast_ref::<io::Error>() {
-                return if io.kind() == io::ErrorKind::TimedOut {
-                    Self::Timeout
-                } else {
-                    Self::Connection
-                };
-            }
-            cur = e.source();
-        }
-        Self::Other
-    }
-
-    /// A short lowercase label (`connection`, `timeout`, `other`), for logs and metrics.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Connection => "connection",
-            Self::Timeout => "timeout",
-            Self::Other => "other",
-        }
-    }
-}
-
 /// Everything that can go wrong talking to a HELO device.
 ///
 /// Every variant names the device and the request, so a message read in a log on its
@@ -138,6 +92,21 @@ pub enum HeloError {
         phase: TimeoutPhase,
         /// The limit that was reached.
         after: Duration,
+    },
+    /// The request waited longer than the connection's queue deadline for its turn on
+    /// the wire (HTTP/1.1 carries one request at a time), and was never sent. Says
+    /// the connection is busier than the device can turn over, not that the device
+    /// failed to answer; the connection stays usable.
+    #[error(
+        "{device}: {request}: waited {waited:?} for its turn on the connection and was not sent"
+    )]
+    QueueTimeout {
+        /// The device.
+        device: DeviceName,
+        /// The request.
+        request: String,
+        /// The queue deadline that was reached.
+        waited: Duration,
     },
     /// Logging in failed.
     #[error("{device}: {request}: authentication failed: {failure}")]
@@ -211,6 +180,21 @@ pub enum HeloError {
         /// The cap.
         limit: usize,
     },
+    /// The device's request budget
+    /// ([`DeviceConfig::request_budget`](crate::DeviceConfig::request_budget)) is used
+    /// up: the request was not sent. Says something on this side sends more than the
+    /// device should be asked, not that the device failed.
+    #[error("{device}: {request}: request budget of {per_minute}/min used up; not sent (next in {retry_in:?})")]
+    BudgetExhausted {
+        /// The device.
+        device: DeviceName,
+        /// The request.
+        request: String,
+        /// The configured budget, requests per minute.
+        per_minute: u32,
+        /// Time until the budget allows one more request.
+        retry_in: Duration,
+    },
     /// A configuration value is invalid (bad URL, zero timeout …).
     #[error("{device}: invalid configuration: {detail}")]
     InvalidConfig {
@@ -232,6 +216,7 @@ impl HeloError {
         match self {
             Self::Connect { device, .. }
             | Self::Timeout { device, .. }
+            | Self::QueueTimeout { device, .. }
             | Self::Auth { device, .. }
             | Self::Rejected { device, .. }
             | Self::UnsupportedParam { device, .. }
@@ -239,6 +224,7 @@ impl HeloError {
             | Self::Status { device, .. }
             | Self::Protocol { device, .. }
             | Self::BodyTooLarge { device, .. }
+            | Self::BudgetExhausted { device, .. }
             | Self::InvalidConfig { device, .. } => device,
         }
     }
@@ -248,24 +234,56 @@ impl HeloError {
         match self {
             Self::Connect { request, .. }
             | Self::Timeout { request, .. }
+            | Self::QueueTimeout { request, .. }
             | Self::Auth { request, .. }
             | Self::Rejected { request, .. }
             | Self::UnsupportedParam { request, .. }
             | Self::Unavailable { request, .. }
             | Self::Status { request, .. }
             | Self::Protocol { request, .. }
-            | Self::BodyTooLarge { request, .. } => request,
+            | Self::BodyTooLarge { request, .. }
+            | Self::BudgetExhausted { request, .. } => request,
             Self::InvalidConfig { .. } => "",
         }
     }
 
-    /// The caller-facing class of this error.
-    pub fn class(&self) -> ErrorClass {
+    /// How a request that failed with this error ended: the one classification
+    /// every layer uses (see [`Outcome`]).
+    pub fn outcome(&self) -> Outcome {
         match self {
-            Self::Connect { .. } | Self::Unavailable { .. } => ErrorClass::Connection,
-            Self::Timeout { .. } => ErrorClass::Timeout,
-            _ => ErrorClass::Other,
+            Self::Connect { .. } => Outcome::Connection,
+            Self::Timeout { .. } => Outcome::Timeout,
+            Self::QueueTimeout { .. } => Outcome::QueueTimeout,
+            Self::Auth { .. } => Outcome::Auth,
+            Self::Rejected { .. } => Outcome::Rejected,
+            Self::UnsupportedParam { .. } => Outcome::Unsupported,
+            Self::Unavailable { .. } => Outcome::Unavailable,
+            Self::Status { .. } | Self::Protocol { .. } | Self::BodyTooLarge { .. } => {
+                Outcome::Protocol
+            }
+            // Refused before it reached the device, like load shedding: never held
+            // against the device.
+            Self::BudgetExhausted { .. } => Outcome::Shed,
+            Self::InvalidConfig { .. } => Outcome::Other,
         }
+    }
+
+    /// The caller-facing class of this error, derived from its [`outcome`](Self::outcome).
+    pub fn class(&self) -> ErrorClass {
+        self.outcome().error_class().unwrap_or(ErrorClass::Other)
+    }
+
+    /// The first [`HeloError`] in `err`'s `source()` chain (`err` itself included),
+    /// for code that holds a boxed error from a tower stack.
+    pub fn find<'a>(err: &'a (dyn StdError + 'static)) -> Option<&'a HeloError> {
+        let mut cur: Option<&(dyn StdError + 'static)> = Some(err);
+        while let Some(e) = cur {
+            if let Some(h) = e.downcast_ref::<HeloError>() {
+                return Some(h);
+            }
+            cur = e.source();
+        }
+        None
     }
 
     /// The connection could not be opened or broke.
@@ -273,9 +291,14 @@ impl HeloError {
         matches!(self, Self::Connect { .. })
     }
 
-    /// The device did not answer in time.
+    /// The device did not answer in time (its turn on the wire ran out).
     pub fn is_timeout(&self) -> bool {
         matches!(self, Self::Timeout { .. })
+    }
+
+    /// The request waited too long for its turn on the connection and was never sent.
+    pub fn is_queue_timeout(&self) -> bool {
+        matches!(self, Self::QueueTimeout { .. })
     }
 
     /// Authentication failed in any way.
@@ -314,25 +337,33 @@ impl HeloError {
         matches!(self, Self::Protocol { .. } | Self::BodyTooLarge { .. })
     }
 
-    /// How long the device asked us to wait, when it said.
+    /// The device's request budget was used up; the request was not sent.
+    pub fn is_budget_exhausted(&self) -> bool {
+        matches!(self, Self::BudgetExhausted { .. })
+    }
+
+    /// How long to wait before asking again, when known: the device's `Retry-After`,
+    /// or the time until the request budget allows one more request.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Self::Unavailable { retry_after, .. } => *retry_after,
+            Self::BudgetExhausted { retry_in, .. } => Some(*retry_in),
             _ => None,
         }
     }
 
-    /// Whether the connection this error came from can still be used.
+    /// Whether the connection this error came from can no longer be used.
     ///
     /// A device that answered (even with an error) leaves the keep-alive connection
-    /// usable; a broken, timed-out or confused connection must be replaced.
+    /// usable; a broken or confused connection must be replaced. A timeout does not
+    /// break it by itself: the connection reads the late answer in the background
+    /// and is closed only when none comes (see
+    /// [`HeloConnection`](crate::HeloConnection)); a queue timeout never reached the
+    /// wire.
     pub fn breaks_connection(&self) -> bool {
         matches!(
             self,
-            Self::Connect { .. }
-                | Self::Timeout { .. }
-                | Self::Protocol { .. }
-                | Self::BodyTooLarge { .. }
+            Self::Connect { .. } | Self::Protocol { .. } | Self::BodyTooLarge { .. }
         )
     }
 }
@@ -343,50 +374,6 @@ mod tests {
 
     fn dev() -> DeviceName {
         DeviceName::from("enc-1")
-    }
-
-    #[test]
-    fn classes_follow_the_seed_except_chain() {
-        let cases: Vec<(HeloError, ErrorClass)> = vec![
-            (
-                HeloError::Connect {
-                    device: dev(),
-                    request: "get eParamID_X".into(),
-                    source: "refused".into(),
-                },
-                ErrorClass::Connection,
-            ),
-            (
-                HeloError::Timeout {
-                    device: dev(),
-                    request: "get eParamID_X".into(),
-                    phase: TimeoutPhase::Response,
-                    after: Duration::from_secs(2),
-                },
-                ErrorClass::Timeout,
-            ),
-            (
-                HeloError::Rejected {
-                    device: dev(),
-                    request: "set eParamID_X".into(),
-                    message: "read only".into(),
-                },
-                ErrorClass::Other,
-            ),
-            (
-                HeloError::Unavailable {
-                    device: dev(),
-                    request: "get eParamID_X".into(),
-                    retry_after: Some(Duration::from_secs(5)),
-                },
-                ErrorClass::Connection,
-            ),
-        ];
-        for (err, class) in cases {
-            assert_eq!(err.class(), class, "{err}");
-            let boxed: BoxError = Box::new(err);
-            assert_eq!(ErrorClass::of(boxed.as_ref()), class);
-        }
     }
 
     #[test]
@@ -401,13 +388,45 @@ mod tests {
         assert!(text.contains("get eParamID_Temperature"), "{text}");
         assert!(text.contains("retry after 5s"), "{text}");
         assert_eq!(err.retry_after(), Some(Duration::from_secs(5)));
+
+        let queued = HeloError::QueueTimeout {
+            device: dev(),
+            request: "get eParamID_SysName".into(),
+            waited: Duration::from_millis(600),
+        };
+        assert_eq!(
+            queued.to_string(),
+            "enc-1: get eParamID_SysName: waited 600ms for its turn on the connection and was not sent"
+        );
+        assert!(queued.is_queue_timeout() && !queued.is_timeout());
+        assert!(!queued.breaks_connection(), "it never reached the wire");
+    }
+
+    #[derive(Debug)]
+    struct Wrapped(HeloError);
+
+    impl fmt::Display for Wrapped {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("wrapped")
+        }
+    }
+
+    impl StdError for Wrapped {
+        fn source(&self) -> Option<&(dyn StdError + 'static)> {
+            Some(&self.0)
+        }
     }
 
     #[test]
-    fn tower_elapsed_is_a_timeout() {
-        let boxed: BoxError = Box::new(tower::timeout::error::Elapsed::new());
-        assert_eq!(ErrorClass::of(boxed.as_ref()), ErrorClass::Timeout);
-        let other: BoxError = "something".into();
-        assert_eq!(ErrorClass::of(other.as_ref()), ErrorClass::Other);
+    fn find_walks_the_source_chain() {
+        let inner = HeloError::Rejected {
+            device: dev(),
+            request: "set eParamID_X".into(),
+            message: "read only".into(),
+        };
+        let wrapped = Wrapped(inner);
+        assert!(HeloError::find(&wrapped).is_some_and(HeloError::is_rejected));
+        let other: BoxError = "no helo error here".into();
+        assert!(HeloError::find(other.as_ref()).is_none());
     }
 }

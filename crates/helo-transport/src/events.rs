@@ -54,10 +54,25 @@ impl From<WireEvent> for ConfigEvent {
 /// An open event connection: its id and the initial values the device sent.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct EventSubscription {
-    /// The connection id to wait on, exactly as the device sent it.
+    /// The connection id to wait on, exactly as the device sent it (a number or a
+    /// short token: anything else is refused as a protocol error).
     pub connection_id: String,
     /// Initial values, when the device sent `configevents`.
     pub initial: Vec<ConfigEvent>,
+}
+
+/// Longest event connection id accepted.
+const MAX_CONNECTION_ID: usize = 64;
+
+/// Whether a device's event connection id is a plain number or a short token (ASCII
+/// letters, digits, `-`, `_`, `.`, at most 64 bytes), as every device sends: anything
+/// else is refused rather than carried into URLs and log lines.
+pub(crate) fn is_plain_connection_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_CONNECTION_ID
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
 #[derive(Deserialize)]
@@ -104,5 +119,23 @@ mod tests {
         let s = EventSubscription::from(s);
         assert_eq!(s.connection_id, "18");
         assert_eq!(s.initial[0].int_value, Some(1));
+    }
+
+    #[test]
+    fn only_numbers_and_short_tokens_are_connection_ids() {
+        for ok in ["17", "-1", "a1b2-c3_d4.e5", &"9".repeat(64)] {
+            assert!(is_plain_connection_id(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "-1\r\nX-Injected: yes",
+            "1 2",
+            "1|2",
+            "ä",
+            "1\u{1b}[31m",
+            &"9".repeat(65),
+        ] {
+            assert!(!is_plain_connection_id(bad), "{bad:?}");
+        }
     }
 }

@@ -17,7 +17,8 @@ use crate::{
 /// other requests on the same HTTP/1.1 connection does not count, so a health check
 /// that asks six things at once does not time out its last question on a slow but
 /// healthy device. An exchange that runs out of time answers
-/// [`HeloError::Timeout`].
+/// [`HeloError::Timeout`]; one that waited too long for the connection,
+/// [`HeloError::QueueTimeout`].
 #[cfg_attr(any(test, feature = "test-util"), mockall::automock)]
 pub trait Exchange: Send + Sync {
     /// One round trip. `label` names the request in errors (never the password).

@@ -16,6 +16,8 @@
 //! # Ok(()) }
 //! ```
 
+mod backoff;
+mod budget;
 mod client_ext;
 mod config;
 mod connection;
@@ -23,7 +25,11 @@ mod device_text;
 mod error;
 mod events;
 mod exchange;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod names;
+mod outcome;
+mod overload;
 mod param;
 mod replicator;
 mod request;
@@ -32,16 +38,21 @@ mod stats;
 mod wire;
 
 pub use self::{
-    client_ext::HeloClientExt,
+    backoff::Backoff,
+    budget::{RequestBudget, DEFAULT_REQUEST_BUDGET_BURST, DEFAULT_REQUEST_BUDGET_PER_MINUTE},
+    client_ext::{HeloClientExt, HeloServiceError},
     config::{
         Device, DeviceConfig, DeviceName, Password, DEFAULT_CONNECT_TIMEOUT,
-        DEFAULT_EVENT_WAIT_TIMEOUT, DEFAULT_MAX_BODY_BYTES, DEFAULT_REQUEST_TIMEOUT,
+        DEFAULT_EVENT_WAIT_TIMEOUT, DEFAULT_LOGIN_LOCKOUT, DEFAULT_MAX_BODY_BYTES,
+        DEFAULT_MAX_QUEUED, DEFAULT_QUEUE_TIMEOUT, DEFAULT_REQUEST_TIMEOUT,
     },
-    connection::{ConnectionId, HeloConnection},
+    connection::{ConnectionId, HeloConnection, RequestClock},
     device_text::{bounded_text, device_text, DEVICE_TEXT_MAX},
-    error::{AuthFailure, BoxError, ErrorClass, HeloError, TimeoutPhase},
+    error::{AuthFailure, BoxError, HeloError, TimeoutPhase},
     events::{ConfigEvent, EventSubscription},
     exchange::Exchange,
+    outcome::{ErrorClass, Outcome},
+    overload::Overloaded,
     param::{parse_running_duration, Descriptor, EnumValue, ParamValue, RawValue, StringAttribute},
     replicator::{RecordState, ReplicatorCommand, StreamState},
     request::{HeloRequest, HeloResponse},

@@ -96,9 +96,13 @@ impl fmt::Display for HeloRequest {
             Self::Login => f.write_str("login"),
             Self::Connect { legacy: false } => f.write_str("connect"),
             Self::Connect { legacy: true } => f.write_str("connect (legacy /json)"),
-            Self::WaitForEvents { connection_id } => {
-                write!(f, "wait_for_config_events {connection_id}")
-            }
+            // The id came from the device: shown bounded and escaped, whoever built
+            // the request.
+            Self::WaitForEvents { connection_id } => write!(
+                f,
+                "wait_for_config_events {}",
+                crate::device_text::device_text(connection_id)
+            ),
         }
     }
 }

@@ -8,8 +8,9 @@ use serde::Deserialize;
 
 use crate::{
     config::{DeviceName, Password},
+    device_text::device_text,
     error::{AuthFailure, HeloError},
-    events::{ConfigEvent, EventSubscription, WireEvent, WireSubscription},
+    events::{is_plain_connection_id, ConfigEvent, EventSubscription, WireEvent, WireSubscription},
     param::{truncate, Descriptor, ParamValue, WireParam},
     request::{HeloRequest, HeloResponse},
 };
@@ -93,7 +94,7 @@ pub(crate) fn build(
 
 /// What an answer means before it becomes a [`HeloResponse`].
 #[derive(Debug)]
-pub(crate) enum Outcome {
+pub(crate) enum Parsed {
     /// A usable answer.
     Done(HeloResponse),
     /// The device wants a (new) session: HTTP 404 while a password is configured.
@@ -116,13 +117,13 @@ pub(crate) fn parse(
     req: &HeloRequest,
     resp: &RawResponse,
     has_password: bool,
-) -> Result<Outcome, HeloError> {
+) -> Result<Parsed, HeloError> {
     let request = || req.to_string();
     match resp.status {
-        200 => parse_ok(device, req, &resp.body).map(Outcome::Done),
+        200 => parse_ok(device, req, &resp.body).map(Parsed::Done),
         404 if !matches!(req, HeloRequest::Login) => {
             if has_password {
-                Ok(Outcome::NeedsLogin)
+                Ok(Parsed::NeedsLogin)
             } else if looks_like_html(&resp.body) {
                 Err(HeloError::Auth {
                     device: device.clone(),
@@ -163,12 +164,17 @@ fn looks_like_html(body: &[u8]) -> bool {
     head.contains("<html") || head.contains("not found")
 }
 
+/// Device text that goes into an error: bounded and escaped once, here, so that every
+/// later `Display` of the error (logs, the admin API, a Nagios line, a metric label)
+/// is safe.
+fn shown(text: &str) -> String {
+    device_text(text).into_owned()
+}
+
 fn rejected(device: &DeviceName, req: &HeloRequest, body: &[u8]) -> HeloError {
     let message = match serde_json::from_slice::<ErrorBody>(body) {
-        Ok(e) => e.error,
-        Err(_) => truncate(&String::from_utf8_lossy(body), 200)
-            .trim()
-            .to_string(),
+        Ok(e) => shown(&e.error),
+        Err(_) => shown(truncate(&String::from_utf8_lossy(body), 200).trim()),
     };
     if let Some(param) = req.param() {
         // "Parameter ID 'eParamID_X' not found": firmware differs between models, so
@@ -192,11 +198,13 @@ fn rejected(device: &DeviceName, req: &HeloRequest, body: &[u8]) -> HeloError {
     }
 }
 
+/// A protocol error; its detail may quote the body (serde quotes the value it choked
+/// on), so it is device text.
 fn protocol(device: &DeviceName, req: &HeloRequest, detail: String) -> HeloError {
     HeloError::Protocol {
         device: device.clone(),
         request: req.to_string(),
-        detail,
+        detail: shown(&detail),
     }
 }
 
@@ -274,13 +282,28 @@ fn parse_ok(
                 Err(HeloError::Auth {
                     device: device.clone(),
                     request: req.to_string(),
-                    failure: AuthFailure::WrongPassword { message: l.login },
+                    failure: AuthFailure::WrongPassword {
+                        message: shown(&l.login),
+                    },
                 })
             }
         }
         HeloRequest::Connect { .. } => {
             let s: WireSubscription = serde_json::from_value(value).map_err(shape)?;
-            Ok(HeloResponse::Connected(EventSubscription::from(s)))
+            let sub = EventSubscription::from(s);
+            // The id goes back into URLs and into every log line about the poll: a
+            // device gets to choose a number or a short token, not text.
+            if !is_plain_connection_id(&sub.connection_id) {
+                return Err(protocol(
+                    device,
+                    req,
+                    format!(
+                        "connection id {:?} is not a number or a short token",
+                        sub.connection_id
+                    ),
+                ));
+            }
+            Ok(HeloResponse::Connected(sub))
         }
         HeloRequest::WaitForEvents { .. } => {
             let events: Vec<WireEvent> = match value {
@@ -401,7 +424,7 @@ mod tests {
         ));
         assert!(matches!(
             parse(&dev(), &get, &resp(404, "<html>"), true),
-            Ok(Outcome::NeedsLogin)
+            Ok(Parsed::NeedsLogin)
         ));
         assert!(err(200, "{not json", false).is_protocol());
         assert!(err(200, "[1,2]", false).is_protocol());
@@ -423,7 +446,7 @@ mod tests {
     fn set_answers_echo_or_success() {
         let set = HeloRequest::set("eParamID_X", "1");
         let ok = |body: &str| match parse(&dev(), &set, &resp(200, body), false) {
-            Ok(Outcome::Done(HeloResponse::Set(v))) => v,
+            Ok(Parsed::Done(HeloResponse::Set(v))) => v,
             other => panic!("{other:?}"),
         };
         assert_eq!(ok(r#"{"success":true}"#), None);
@@ -439,7 +462,7 @@ mod tests {
             &resp(200, r#"{"login":"success"}"#),
             true,
         );
-        assert!(matches!(ok, Ok(Outcome::Done(HeloResponse::LoggedIn))));
+        assert!(matches!(ok, Ok(Parsed::Done(HeloResponse::LoggedIn))));
         let bad = parse(
             &dev(),
             &HeloRequest::Login,
@@ -453,6 +476,95 @@ mod tests {
             ),
             Ok(o) => panic!("{o:?}"),
         }
+    }
+
+    /// Whether a message is safe to print: bounded, and no raw control character.
+    fn assert_safe(e: &HeloError) {
+        let text = e.to_string();
+        assert!(text.len() <= 400, "{} bytes: {text:.80}", text.len());
+        assert!(!text.chars().any(char::is_control), "{text:?}");
+    }
+
+    #[test]
+    fn device_text_in_errors_is_bounded_and_escaped_when_the_error_is_built() {
+        let get = HeloRequest::get("eParamID_X");
+        let huge = "x".repeat(100_000);
+        let forged = "bad\r\nX-Injected: yes\u{1b}[31m | fake=1";
+        for text in [huge.as_str(), forged] {
+            let body = serde_json::json!({ "error": text }).to_string();
+            for status in [400, 200] {
+                let Err(e) = parse(&dev(), &get, &resp(status, &body), false) else {
+                    panic!("{status}: expected an error");
+                };
+                assert!(e.is_rejected(), "{e}");
+                assert_safe(&e);
+                let HeloError::Rejected { message, .. } = &e else {
+                    unreachable!()
+                };
+                assert!(!message.chars().any(char::is_control) && message.len() <= 260);
+            }
+        }
+        let not_json = format!("{}\r\n{huge}", "<b>");
+        let Err(e) = parse(&dev(), &get, &resp(400, &not_json), false) else {
+            panic!("expected an error");
+        };
+        assert_safe(&e);
+
+        let login = serde_json::json!({ "login": format!("{forged}{huge}") }).to_string();
+        let Err(e) = parse(&dev(), &HeloRequest::Login, &resp(200, &login), true) else {
+            panic!("expected an error");
+        };
+        assert!(e.is_wrong_password(), "{e}");
+        assert_safe(&e);
+        assert!(e.to_string().contains("bad\\r\\nX-Injected"), "{e}");
+
+        // A value of the wrong type is quoted by serde: the detail is device text too.
+        let shape = serde_json::json!({ "name": "eParamID_X", "value": [huge] }).to_string();
+        let Err(e) = parse(&dev(), &get, &resp(200, &shape), false) else {
+            panic!("expected an error");
+        };
+        assert!(e.is_protocol(), "{e}");
+        assert_safe(&e);
+        let Err(e) = parse(&dev(), &get, &resp(200, &format!("{{{forged}")), false) else {
+            panic!("expected an error");
+        };
+        assert_safe(&e);
+    }
+
+    #[test]
+    fn an_event_connection_id_that_is_not_a_token_is_a_protocol_error() {
+        let connect = HeloRequest::Connect { legacy: false };
+        let ok = parse(
+            &dev(),
+            &connect,
+            &resp(200, r#"{"connectionid":"ab-12"}"#),
+            false,
+        );
+        assert!(matches!(
+            ok,
+            Ok(Parsed::Done(HeloResponse::Connected(ref s))) if s.connection_id == "ab-12"
+        ));
+        for id in [
+            "-1\r\nX-Injected: yes".to_string(),
+            "x".repeat(100_000),
+            "1|2".into(),
+        ] {
+            let body = serde_json::json!({ "connectionid": id }).to_string();
+            let Err(e) = parse(&dev(), &connect, &resp(200, &body), false) else {
+                panic!("{id:.20}: expected an error");
+            };
+            assert!(e.is_protocol(), "{e}");
+            assert_safe(&e);
+            assert!(!e.to_string().contains("\r\nX-Injected"), "{e}");
+        }
+        // A request built by hand with such an id still prints safely.
+        let wait = HeloRequest::WaitForEvents {
+            connection_id: "-1\r\nX-Injected: yes".into(),
+        };
+        assert_eq!(
+            wait.to_string(),
+            "wait_for_config_events -1\\r\\nX-Injected: yes"
+        );
     }
 
     #[test]
@@ -477,7 +589,7 @@ mod tests {
         ] {
             assert!(matches!(
                 parse(&dev(), &req, &resp(200, body), false),
-                Ok(Outcome::Done(HeloResponse::Descriptor(_)))
+                Ok(Parsed::Done(HeloResponse::Descriptor(_)))
             ));
         }
         assert!(parse(&dev(), &req, &resp(200, "[]"), false).is_err());

@@ -323,7 +323,7 @@ async fn every_fault_maps_to_its_variant() {
 }
 
 #[tokio::test]
-async fn a_broken_connection_says_so_and_fails_fast() {
+async fn a_connection_whose_answer_never_comes_closes_and_says_why() {
     let sim = sim(SimConfig::fast()).await;
     let conn = connect(&sim, None).await;
     sim.set_faults(Faults {
@@ -331,15 +331,29 @@ async fn a_broken_connection_says_so_and_fails_fast() {
         ..Faults::default()
     })
     .unwrap();
-    assert!(conn
-        .get_param(names::SYS_NAME)
-        .await
-        .unwrap_err()
-        .is_timeout());
+    let first = conn.get_param(names::SYS_NAME);
+    let queued = async {
+        // Sent while the first is on the wire: it waits its turn.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        conn.get_param(names::STREAM_STATE).await
+    };
+    let (first, queued) = tokio::join!(first, queued);
+    let first = first.unwrap_err();
+    assert!(first.is_timeout(), "{first}");
+    assert_eq!(first.request(), "get eParamID_SysName");
+    // The late answer was waited for (one more request timeout) in the background;
+    // none came, so the connection was closed and the queued request told why.
+    let queued = queued.unwrap_err();
+    assert!(queued.is_connect(), "{queued}");
+    assert_eq!(queued.request(), "get eParamID_ReplicatorStreamState");
+    let text = queued.to_string();
     assert!(
-        conn.is_closed(),
-        "a timed-out HTTP/1.1 connection is in an unknown state"
+        text.contains("enc-1")
+            && text.contains("get eParamID_SysName")
+            && text.contains("no answer"),
+        "{text}"
     );
+    assert!(conn.is_closed());
     sim.clear_faults();
     let err = conn.get_param(names::SYS_NAME).await.unwrap_err();
     assert!(err.is_connect(), "{err}");
@@ -349,6 +363,127 @@ async fn a_broken_connection_says_so_and_fails_fast() {
         .get_param(names::SYS_NAME)
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn a_late_answer_is_read_and_the_requests_behind_it_go_through() {
+    let sim = sim(SimConfig::fast()).await;
+    let conn = connect(&sim, None).await;
+    // Slower than the 400 ms deadline, but within one more deadline.
+    sim.set_faults(Faults {
+        latency_ms: 600,
+        ..Faults::default()
+    })
+    .unwrap();
+    let first = conn.get_param(names::SYS_NAME);
+    let queued = async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        // Answered at once once it gets the wire (the sim takes faults per request).
+        sim.clear_faults();
+        conn.get_param(names::STREAM_STATE).await
+    };
+    let (first, queued) = tokio::join!(first, queued);
+    let first = first.unwrap_err();
+    assert!(
+        matches!(
+            &first,
+            HeloError::Timeout {
+                phase: TimeoutPhase::Response,
+                ..
+            }
+        ),
+        "{first}"
+    );
+    assert_eq!(
+        first.to_string(),
+        "enc-1: get eParamID_SysName: timed out during response after 400ms"
+    );
+    let state = queued.unwrap();
+    assert_eq!(state.name, names::STREAM_STATE);
+    assert!(!conn.is_closed(), "the late answer was read, not dropped");
+    conn.get_param(names::SYS_NAME).await.unwrap();
+    assert_eq!(conn.stats().errors, 1);
+}
+
+#[tokio::test]
+async fn waiting_too_long_for_the_wire_is_its_own_error() {
+    let sim = sim(SimConfig::fast()).await;
+    let dev = Device::new(
+        device_for(&sim, None)
+            .config()
+            .clone()
+            .with_queue_timeout(Duration::from_millis(600))
+            .unwrap(),
+    );
+    let conn = HeloConnection::connect(&dev).await.unwrap();
+    sim.set_faults(Faults {
+        latency_ms: 250,
+        ..Faults::default()
+    })
+    .unwrap();
+    // Turns start at 0, 250, 500 and 750 ms: the fourth waited past 600 ms.
+    let params = [
+        names::SYS_NAME,
+        names::STREAM_STATE,
+        names::RECORD_STATE,
+        names::TEMPERATURE,
+    ];
+    let results = futures_util::future::join_all(params.iter().map(|p| conn.get_param(p))).await;
+    for r in &results[..3] {
+        assert!(r.is_ok(), "{r:?}");
+    }
+    let err = results[3].as_ref().unwrap_err();
+    assert!(err.is_queue_timeout(), "{err}");
+    assert_eq!(err.request(), "get eParamID_Temperature");
+    assert_eq!(err.device().as_str(), "enc-1");
+    assert!(!conn.is_closed(), "it was never sent");
+    sim.clear_faults();
+    conn.get_param(names::TEMPERATURE).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_full_queue_is_not_ready_until_a_place_frees() {
+    use tower::{Service, ServiceExt};
+
+    let sim = sim(SimConfig::fast()).await;
+    let dev = Device::new(
+        device_for(&sim, None)
+            .config()
+            .clone()
+            .with_max_queued(2)
+            .unwrap(),
+    );
+    let conn = HeloConnection::connect(&dev).await.unwrap();
+    sim.set_faults(Faults {
+        latency_ms: 200,
+        ..Faults::default()
+    })
+    .unwrap();
+    let mut a = conn.clone();
+    let mut b = conn.clone();
+    let fa = a
+        .ready()
+        .await
+        .unwrap()
+        .call(HeloRequest::get(names::SYS_NAME));
+    let fb = b
+        .ready()
+        .await
+        .unwrap()
+        .call(HeloRequest::get(names::SYS_NAME));
+    let mut c = conn.clone();
+    assert!(
+        tokio::time::timeout(Duration::from_millis(50), c.ready())
+            .await
+            .is_err(),
+        "two of two places taken: not ready"
+    );
+    fa.await.unwrap();
+    // One place is free again.
+    c.ready().await.unwrap();
+    let fc = c.call(HeloRequest::get(names::SYS_NAME));
+    fb.await.unwrap();
+    fc.await.unwrap();
 }
 
 #[tokio::test]

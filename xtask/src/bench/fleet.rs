@@ -13,7 +13,7 @@ use std::{
 
 use super::{http, procfs, procs::Proc, prom};
 
-const SIM_BASE_PORT: u16 = 20_000;
+pub(crate) const SIM_BASE_PORT: u16 = 20_000;
 const ADMIN: &str = "127.0.0.1:19990";
 const CONTROL: &str = "127.0.0.1:19991";
 const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -25,21 +25,44 @@ const FD_BUDGET: usize = 19_000;
 #[derive(Debug, Clone)]
 pub(crate) struct Options {
     pub(crate) bin_dir: PathBuf,
+    /// The supervisor binary (default: `bin_dir`'s), e.g. an older build to compare.
+    pub(crate) supervisor: Option<PathBuf>,
     pub(crate) out_dir: PathBuf,
     pub(crate) window: Duration,
     pub(crate) trials: usize,
+    /// Also run the peer poller (`xtask/peer/poller.py`) against the same simulator.
+    pub(crate) peer: bool,
 }
 
-/// How one fleet is configured.
+/// How one fleet is configured. `None`: the supervisor's default.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Setup {
     pub(crate) n: usize,
     pub(crate) events: bool,
-    pub(crate) min_warm: usize,
-    pub(crate) max_connections: usize,
+    pub(crate) min_warm: Option<usize>,
+    pub(crate) max_connections: Option<usize>,
+    /// `check_interval` (and `unhealthy_interval`), seconds.
+    pub(crate) interval_s: u64,
+    /// `max_lifetime`, seconds (connection churn).
+    pub(crate) max_lifetime_s: Option<u64>,
 }
 
 impl Setup {
+    /// The supervisor as a user gets it: every pool and event setting at its default,
+    /// checks every `interval_s` seconds.
+    pub(crate) fn defaults(n: usize, interval_s: u64) -> Self {
+        Self {
+            n,
+            events: true,
+            min_warm: None,
+            max_connections: None,
+            interval_s,
+            max_lifetime_s: None,
+        }
+    }
+
+    /// The compressed setup of the fault and scrape measurements: 1 s checks, one warm
+    /// connection, as many pooled connections as descriptors allow.
     pub(crate) fn new(n: usize, events: bool) -> Self {
         // The pool refills while a connection is checked out, so it holds up to
         // max_connections per encoder; plus the listener and the event connection.
@@ -53,9 +76,17 @@ impl Setup {
         Self {
             n,
             events,
-            min_warm: 1,
-            max_connections,
+            min_warm: Some(1),
+            max_connections: Some(max_connections),
+            interval_s: 1,
+            max_lifetime_s: None,
         }
+    }
+
+    /// `min_warm/max_connections` as configured (`d`: default).
+    pub(crate) fn pool_label(&self) -> String {
+        let v = |x: Option<usize>| x.map_or("d".to_string(), |x| x.to_string());
+        format!("{}/{}", v(self.min_warm), v(self.max_connections))
     }
 
     pub(crate) fn mode(&self) -> &'static str {
@@ -71,6 +102,10 @@ impl Setup {
 #[derive(Debug, Clone)]
 pub(crate) struct Steady {
     pub(crate) setup: Setup,
+    /// Series carrying an `encoder_id`, per encoder, at the start and the end of the
+    /// window.
+    pub(crate) series_before: f64,
+    pub(crate) series_after: f64,
     pub(crate) window_s: f64,
     pub(crate) checks: f64,
     pub(crate) cpu_s: f64,
@@ -138,6 +173,8 @@ pub(crate) struct Run {
     /// From starting the supervisor until sampled encoders were checked and up.
     pub(crate) warm_s: f64,
     pub(crate) steady: Option<Steady>,
+    /// The peer poller against the same simulator, after the supervisor stopped.
+    pub(crate) peer: Option<super::peer::Peer>,
     pub(crate) trials: Option<Trials>,
     pub(crate) scrape: Option<Scrape>,
 }
@@ -158,10 +195,10 @@ pub(crate) fn run(
     let config_path = dir.join("fleet.toml");
     std::fs::write(&config_path, config).map_err(|e| format!("{}: {e}", config_path.display()))?;
     eprintln!(
-        "== fleet: {n} encoders, {} (min_warm {}, max_connections {}) ==",
+        "== fleet: {n} encoders, {}, every {} s (min_warm/max_connections {}) ==",
         setup.mode(),
-        setup.min_warm,
-        setup.max_connections
+        setup.interval_s,
+        setup.pool_label()
     );
 
     let mut sim = Proc::spawn(
@@ -193,9 +230,13 @@ pub(crate) fn run(
             .map_err(|e| format!("encoder {k} did not start streaming: {e}"))?;
     }
 
+    let supervisor = opts
+        .supervisor
+        .clone()
+        .unwrap_or_else(|| opts.bin_dir.join("conn-supervisor"));
     let mut sup = Proc::spawn(
         "conn-supervisor",
-        &opts.bin_dir.join("conn-supervisor"),
+        &supervisor,
         &[
             "run".into(),
             "--config".into(),
@@ -219,8 +260,13 @@ pub(crate) fn run(
             ) else {
                 return Ok(false);
             };
-            let checks = json_number(&r.body, "\"checks\":").unwrap_or(0.0);
-            if checks < 3.0 || !r.body.contains("\"up\":true") {
+            // `"checks":{"count":N,...}` and the status the supervisor computed.
+            let checks = r
+                .body
+                .find("\"checks\":{")
+                .and_then(|at| json_number(&r.body[at..], "\"count\":"))
+                .unwrap_or(0.0);
+            if checks < 3.0 || !r.body.contains("\"status\":\"healthy\"") {
                 return Ok(false);
             }
         }
@@ -235,6 +281,7 @@ pub(crate) fn run(
         setup,
         warm_s,
         steady: None,
+        peer: None,
         trials: None,
         scrape: None,
     };
@@ -251,6 +298,12 @@ pub(crate) fn run(
     sup.check_alive()?;
     sim.check_alive()?;
     sup.stop(Duration::from_secs(10));
+    if steady && opts.peer {
+        // The device side has seen the supervisor's connections close; let it settle.
+        std::thread::sleep(Duration::from_secs(2));
+        out.peer = Some(super::peer::measure(opts, setup, &dir, &mut sim)?);
+    }
+    sim.check_alive()?;
     sim.stop(Duration::from_secs(10));
     Ok(out)
 }
@@ -260,10 +313,17 @@ fn config_text(setup: Setup, streaming: usize) -> String {
     let _ = writeln!(s, "# generated by `cargo xtask bench`");
     let _ = writeln!(s, "admin_listen = \"{ADMIN}\"\n");
     let _ = writeln!(s, "[defaults]");
-    let _ = writeln!(s, "check_interval = \"1s\"");
-    let _ = writeln!(s, "unhealthy_interval = \"1s\"");
-    let _ = writeln!(s, "min_warm = {}", setup.min_warm);
-    let _ = writeln!(s, "max_connections = {}", setup.max_connections);
+    let _ = writeln!(s, "check_interval = \"{}s\"", setup.interval_s);
+    let _ = writeln!(s, "unhealthy_interval = \"{}s\"", setup.interval_s);
+    if let Some(v) = setup.min_warm {
+        let _ = writeln!(s, "min_warm = {v}");
+    }
+    if let Some(v) = setup.max_connections {
+        let _ = writeln!(s, "max_connections = {v}");
+    }
+    if let Some(v) = setup.max_lifetime_s {
+        let _ = writeln!(s, "max_lifetime = \"{v}s\"");
+    }
     let _ = writeln!(s, "events = {}\n", setup.events);
     for k in 1..=setup.n {
         let _ = writeln!(s, "[[encoder]]");
@@ -278,7 +338,7 @@ fn config_text(setup: Setup, streaming: usize) -> String {
 }
 
 /// Encoder `k` (1-based).
-fn encoder_id(k: usize) -> String {
+pub(crate) fn encoder_id(k: usize) -> String {
     format!("enc-{k:05}")
 }
 
@@ -295,7 +355,7 @@ fn metrics() -> Result<String, String> {
     }
 }
 
-fn sim_requests() -> Result<f64, String> {
+pub(crate) fn sim_requests() -> Result<f64, String> {
     let r = http::get(CONTROL, "/sim/fleet", HTTP_TIMEOUT)?;
     json_number(&r.body, "\"total\":").ok_or_else(|| format!("no total in {:?}", r.body))
 }
@@ -343,7 +403,7 @@ fn json_number(text: &str, key: &str) -> Option<f64> {
 }
 
 /// Polls `ready` every 500 ms until it says yes or `limit` passes.
-fn wait_for(
+pub(crate) fn wait_for(
     limit: Duration,
     mut ready: impl FnMut() -> Result<bool, String>,
 ) -> Result<(), String> {
@@ -387,6 +447,12 @@ fn measure_steady(
     let m1 = metrics()?;
     let checks =
         prom::sum(&m1, "helo_health_checks_total") - prom::sum(&m0, "helo_health_checks_total");
+    let per_encoder = |text: &str| {
+        prom::samples(text)
+            .filter(|(_, labels, _)| prom::label(labels, "encoder_id").is_some())
+            .count() as f64
+            / setup.n as f64
+    };
     let name = "helo_health_check_lateness_seconds";
     let late = prom::bucket_delta(&prom::buckets(&m0, name), &prom::buckets(&m1, name));
     let late_max_bucket = late
@@ -401,6 +467,8 @@ fn measure_steady(
         .last();
     let out = Steady {
         setup,
+        series_before: per_encoder(&m0),
+        series_after: per_encoder(&m1),
         window_s,
         checks,
         cpu_s: (c1 - c0).as_secs_f64(),
@@ -416,12 +484,14 @@ fn measure_steady(
         sim_fds: procfs::fds(sim.pid()),
     };
     eprintln!(
-        "   {:.0} checks/s, {:.1} µs CPU/check, {:.1} KiB RSS/encoder, {:.2} requests/check, lateness p99 {:?} s",
+        "   {:.0} checks/s, {:.1} µs CPU/check, {:.1} KiB RSS/encoder, {:.2} requests/check, lateness p99 {:?} s, series/encoder {:.1} -> {:.1}",
         out.checks_per_s(),
         out.cpu_per_check_us(),
         out.rss_per_encoder_kib(),
         out.requests_per_check(),
-        out.lateness_p99_s
+        out.lateness_p99_s,
+        out.series_before,
+        out.series_after
     );
     Ok(out)
 }
@@ -583,11 +653,16 @@ mod tests {
     #[test]
     fn config_and_helpers() {
         let setup = Setup::new(3, true);
-        assert_eq!(setup.max_connections, 2);
-        assert_eq!(Setup::new(5_000, true).max_connections, 1);
-        assert_eq!(Setup::new(5_000, false).max_connections, 1);
-        assert_eq!(Setup::new(1_000, true).max_connections, 2);
+        assert_eq!(setup.max_connections, Some(2));
+        assert_eq!(Setup::new(5_000, true).max_connections, Some(1));
+        assert_eq!(Setup::new(5_000, false).max_connections, Some(1));
+        assert_eq!(Setup::new(1_000, true).max_connections, Some(2));
+        let defaults = config_text(Setup::defaults(2, 10), 0);
+        assert!(defaults.contains("check_interval = \"10s\""));
+        assert!(!defaults.contains("min_warm") && !defaults.contains("max_connections"));
+        assert_eq!(Setup::defaults(2, 10).pool_label(), "d/d");
         let text = config_text(setup, 1);
+        assert!(text.contains("min_warm = 1"));
         assert!(text.contains("check_interval = \"1s\""));
         assert!(text.contains("events = true"));
         assert_eq!(text.matches("[[encoder]]").count(), 3);

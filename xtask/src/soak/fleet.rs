@@ -43,13 +43,15 @@ pub(crate) fn settings(setup: Setup, overrides: &[(String, String)]) -> Vec<(Str
     let mut out: Vec<(String, String)> = SETTINGS
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
-        .chain([
-            ("min_warm".to_string(), setup.min_warm.to_string()),
-            (
-                "max_connections".to_string(),
-                setup.max_connections.to_string(),
-            ),
-        ])
+        .chain(
+            [
+                ("min_warm", setup.min_warm),
+                ("max_connections", setup.max_connections),
+            ]
+            .into_iter()
+            // `None` leaves the supervisor's default.
+            .filter_map(|(k, v)| Some((k.to_string(), v?.to_string()))),
+        )
         .collect();
     for (key, value) in overrides {
         match out.iter_mut().find(|(k, _)| k == key) {

@@ -11,7 +11,7 @@ use std::{
 use helo_transport::{ConnectionId, Device, HeloError, TimeoutPhase};
 use tokio::{sync::Notify, task::JoinHandle, time::Instant};
 
-use super::{backoff, control::PoolHooks, pooled::PooledConnection};
+use super::{control::PoolHooks, pooled::PooledConnection};
 use crate::{
     config::PoolConfig,
     conn::{Connector, PoolConn},
@@ -121,8 +121,12 @@ struct Member<T> {
 
 struct SlotState<T> {
     members: HashMap<ConnectionId, Member<T>>,
-    /// Warm connections in hand-out order (oldest returned first).
+    /// Warm connections in hand-out order: the most recently returned (or warmed)
+    /// last, handed out first.
     idle: VecDeque<ConnectionId>,
+    /// A checkout found nothing idle: demand beyond what is kept warm, so the pool
+    /// warms one more (above `min_warm`, it is closed again after `idle_timeout`).
+    missed: bool,
     connecting: bool,
     stopped: bool,
     failures: u32,
@@ -197,12 +201,15 @@ impl<T: PoolConn> SlotState<T> {
             .count()
     }
 
-    /// Warm connections that are not past their lifetime.
-    fn fresh_warm(&self, now: Instant) -> usize {
+    /// Live connections that are not past their lifetime, warm or handed out: what
+    /// `min_warm` counts. A check holds its connection for milliseconds; warming a
+    /// replacement for every checkout would double the connections (and the device's
+    /// connection table) for nothing.
+    fn fresh_kept(&self, now: Instant) -> usize {
         self.members
             .values()
             .filter(|m| {
-                matches!(m.status, Status::Idle | Status::Checking)
+                matches!(m.status, Status::Idle | Status::Checking | Status::Out)
                     && !m.cooling
                     && m.expires_at > now
             })
@@ -268,6 +275,7 @@ impl<T: PoolConn> EncoderSlot<T> {
             state: Mutex::new(SlotState {
                 members: HashMap::new(),
                 idle: VecDeque::new(),
+                missed: false,
                 connecting: false,
                 stopped: false,
                 failures: 0,
@@ -332,7 +340,9 @@ impl<T: PoolConn> EncoderSlot<T> {
         let got = {
             let mut st = self.lock();
             let mut got = None;
-            while let Some(id) = st.idle.pop_front() {
+            // The most recently returned first: one connection serves the checks,
+            // needs no keepalive ping, and spares above `min_warm` go idle and retire.
+            while let Some(id) = st.idle.pop_back() {
                 let closed = match st.members.get(&id) {
                     Some(m) => m.conn.is_closed(),
                     None => continue,
@@ -347,11 +357,15 @@ impl<T: PoolConn> EncoderSlot<T> {
                 }
                 break;
             }
+            if got.is_none() && !st.stopped {
+                st.missed = true;
+            }
             st.note_warm(&mut out);
             got
         };
-        // Refill after use: the upkeep task warms a replacement in the background.
-        out.notify = got.is_some() || out.notify;
+        // The upkeep task warms what is missing (demand, or a broken one retired) in
+        // the background.
+        out.notify = true;
         self.flush(out);
         got.map(|conn| PooledConnection::new(conn, self.encoder.clone(), Arc::downgrade(self)))
     }
@@ -495,6 +509,9 @@ impl<T: PoolConn> EncoderSlot<T> {
             let mut st = self.lock();
             st.next_attempt_at = None;
         }
+        // An operator's "retry now" after a refused password means it: the device's
+        // login lockout, which every login source waits for, ends too.
+        self.device.clear_login_lockout();
         self.notify.notify_one();
     }
 
@@ -576,7 +593,7 @@ impl<T: PoolConn> EncoderSlot<T> {
             st.retire(id, RetireReason::Broken, out);
         }
         // Surplus warm connections (above min_warm) unused for idle_timeout.
-        while st.fresh_warm(now) > cfg.min_warm {
+        while st.fresh_kept(now) > cfg.min_warm {
             let stale = st.idle.iter().copied().find(|id| {
                 st.members.get(id).is_some_and(|m| {
                     m.expires_at > now
@@ -598,14 +615,18 @@ impl<T: PoolConn> EncoderSlot<T> {
             .filter(|id| st.members.get(id).is_some_and(|m| m.expires_at <= now))
             .collect();
         for id in expired {
-            if st.fresh_warm(now) >= cfg.min_warm || st.owned() >= cfg.max_connections {
+            if st.fresh_kept(now) >= cfg.min_warm || st.owned() >= cfg.max_connections {
                 st.retire(id, RetireReason::Expired, out);
             }
         }
         st.note_warm(out);
 
         let mut next = Earliest { now, at: None };
-        if !st.connecting && st.fresh_warm(now) < cfg.min_warm && st.owned() < cfg.max_connections {
+        if !st.idle.is_empty() {
+            st.missed = false;
+        }
+        let wanted = st.fresh_kept(now) < cfg.min_warm || st.missed;
+        if !st.connecting && wanted && st.owned() < cfg.max_connections {
             let gate = st
                 .next_attempt_at
                 .into_iter()
@@ -619,7 +640,7 @@ impl<T: PoolConn> EncoderSlot<T> {
                 }
             }
         }
-        let surplus = st.fresh_warm(now) > cfg.min_warm;
+        let surplus = st.fresh_kept(now) > cfg.min_warm;
         let mut due = None;
         for id in &st.idle {
             let Some(m) = st.members.get(id) else {
@@ -664,7 +685,9 @@ impl<T: PoolConn> EncoderSlot<T> {
                             m.status = Status::Parked;
                         } else {
                             m.status = Status::Idle;
-                            st.idle.push_back(id);
+                            // A pinged connection is an idle spare: it goes back to the
+                            // end handed out last, so the one in use stays in use.
+                            st.idle.push_front(id);
                         }
                     }
                 }
@@ -743,19 +766,20 @@ impl<T: PoolConn> EncoderSlot<T> {
                     st.failures = st.failures.saturating_add(1);
                     let wait = if e.is_wrong_password() {
                         // Retrying cannot fix a wrong password, and hammering the
-                        // login page of a small device helps no one.
+                        // login page of a small device helps no one. The device's
+                        // login lockout is the one clock every login source (pool,
+                        // mirror, checks) waits for; without one, our own backoff.
                         st.auth_failed = true;
-                        cfg.auth_failed_backoff
+                        self.device
+                            .login_locked_for()
+                            .unwrap_or(cfg.auth_failed_backoff)
                     } else {
                         st.auth_failed = false;
-                        backoff::delay(
-                            st.failures,
-                            cfg.backoff_base,
-                            cfg.backoff_max,
-                            cfg.backoff_jitter,
-                            fastrand::f64(),
-                            e.retry_after(),
-                        )
+                        // A device that said when to come back (503 Retry-After) is
+                        // not asked sooner.
+                        let backoff = cfg.backoff();
+                        let attempt = st.failures.saturating_sub(1);
+                        backoff.honour_retry_after(backoff.delay_random(attempt), e.retry_after())
                     };
                     st.next_attempt_at = Some(now + wait);
                     tracing::debug!(

@@ -1,6 +1,5 @@
 //! Warm connection pools, one per encoder, kept up by a background task each.
 
-mod backoff;
 mod control;
 mod encoder;
 mod pooled;
@@ -33,15 +32,20 @@ use crate::{
 
 /// Keeps warm connections to every started encoder and hands them out without I/O.
 ///
-/// Per encoder, a background task keeps `min_warm` validated connections warm (TCP
-/// connected, logged in when a password is set, answered a cheap request), pings
-/// idle ones every `keepalive_interval` and replaces dead ones before anyone checks
-/// them out, rotates them after a jittered `max_lifetime` (the replacement is warmed
-/// first), closes surplus ones idle for `idle_timeout`, and paces connects by
+/// Per encoder, a background task keeps `min_warm` validated connections (TCP
+/// connected, logged in when a password is set, answered a cheap request), counting
+/// the ones handed out: a checkout does not warm a replacement, but a checkout that
+/// finds none warm does warm one more. It hands out the most recently returned
+/// connection first, pings idle ones every `keepalive_interval` (a connection returned
+/// from use counts as checked, so one that serves every check is never pinged) and
+/// replaces dead ones before anyone checks them out, rotates them after a jittered
+/// `max_lifetime` (the replacement is warmed first), closes surplus ones idle for
+/// `idle_timeout`, and paces connects by
 /// `refill_interval`. While an encoder is unreachable it retries with exponential
 /// backoff and jitter, one connect per backoff period; a refused password
 /// (`HeloError::is_wrong_password`) marks it [`EncoderPoolState::AuthFailed`] at once
-/// and waits `auth_failed_backoff`.
+/// and waits for the device's login lockout to end (`auth_failed_backoff` when it has
+/// none), like every other source of logins to that device.
 ///
 /// Cloning is cheap and shares the pools.
 pub struct WarmupManager<C: Connector = HeloConnector> {
@@ -160,8 +164,8 @@ impl<C: Connector> WarmupManager<C> {
         }
     }
 
-    /// Cancels the backoff (also after a refused password, e.g. once the
-    /// configuration changed) and warms now.
+    /// Cancels the backoff (also after a refused password, e.g. once the password was
+    /// fixed on the device: the device's login lockout is cleared too) and warms now.
     pub fn retry_now(&self, encoder: &EncoderId) {
         if let Some(slot) = self.slot(encoder) {
             slot.retry_now();

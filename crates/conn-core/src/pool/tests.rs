@@ -134,46 +134,84 @@ async fn checkout_returns_none_while_warmup_hangs() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn refills_after_use_and_trims_surplus_when_idle() {
+async fn use_warms_nothing_but_a_missed_checkout_does_and_surplus_retires() {
     let cfg = PoolConfig {
         idle_timeout: 10 * S,
         ..config()
     };
     let (pool, connector, obs, enc) = pool(FakeMode::Up, cfg);
     sleep(S).await;
-    let out: Vec<_> = (0..2)
+    // Handed-out connections still count towards min_warm: no refill for use.
+    let mut out: Vec<_> = (0..3)
         .filter_map(|_| pool.get_warm_connection(&enc))
         .collect();
-    assert_eq!(out.len(), 2);
-    assert_eq!(pool.warm_count(&enc), 1);
+    assert_eq!(out.len(), 3);
+    assert_eq!(pool.warm_count(&enc), 0);
     sleep(S).await;
-    assert_eq!(pool.warm_count(&enc), 3, "refilled after use");
-    assert_eq!(connector.attempts(), 5);
+    assert_eq!(connector.attempts(), 3, "no refill while they are out");
+    // A fourth caller finds none: demand, so one more is warmed.
+    assert!(pool.get_warm_connection(&enc).is_none());
+    sleep(S).await;
+    assert_eq!(connector.attempts(), 4);
+    out.extend(pool.get_warm_connection(&enc));
+    assert_eq!(out.len(), 4);
     assert_eq!(
         pool.pool_stats(&enc),
         Some(PoolStats {
-            warm: 3,
-            checked_out: 2,
+            warm: 0,
+            checked_out: 4,
             cooling: 0,
             connecting: false
         })
     );
     drop(out);
-    assert_eq!(pool.warm_count(&enc), 5);
+    assert_eq!(pool.warm_count(&enc), 4);
     sleep(11 * S).await;
     assert_eq!(
         pool.warm_count(&enc),
         3,
         "surplus closed after idle_timeout"
     );
-    assert_eq!(retired(&obs, RetireReason::Idle).len(), 2);
+    assert_eq!(retired(&obs, RetireReason::Idle).len(), 1);
     sleep(100 * S).await;
     assert_eq!(
         pool.warm_count(&enc),
         3,
         "never below min_warm for idleness"
     );
-    assert_eq!(connector.attempts(), 5);
+    assert_eq!(connector.attempts(), 4);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_last_returned_serves_again_and_needs_no_ping() {
+    let cfg = PoolConfig {
+        min_warm: 2,
+        keepalive_interval: 20 * S,
+        ..config()
+    };
+    let (pool, connector, _obs, enc) = pool(FakeMode::Up, cfg);
+    sleep(S).await;
+    let first = pool.get_warm_connection(&enc).expect("warm").id();
+    // A check every 10 s for two minutes, on whichever connection is handed out.
+    for _ in 0..12 {
+        let c = pool.get_warm_connection(&enc).expect("warm");
+        assert_eq!(c.id(), first, "the most recently returned is handed out");
+        drop(c);
+        sleep(10 * S).await;
+    }
+    let busy = connector.find(first).expect("made");
+    assert_eq!(
+        busy.pings(),
+        1,
+        "only its warmup ping: use keeps it checked"
+    );
+    let spare = connector
+        .made()
+        .into_iter()
+        .find(|c| c.id() != first)
+        .expect("a spare");
+    assert!(spare.pings() >= 6, "the idle spare is kept alive by pings");
+    assert_eq!(connector.attempts(), 2);
 }
 
 #[tokio::test(start_paused = true)]
@@ -220,6 +258,22 @@ async fn backoff_grows_caps_and_resets() {
             retry_in: Duration::from_millis(500),
         })
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_devices_retry_after_is_a_floor_under_the_backoff() {
+    let cfg = PoolConfig {
+        backoff_base: S,
+        backoff_max: 60 * S,
+        ..config()
+    };
+    // Rebooting, back in 5 s: never asked sooner, though the backoff says 1, 2, 4 s;
+    // from then on the backoff is longer and wins.
+    let (_pool, connector, _obs, _enc) = pool(FakeMode::Unavailable(5), cfg);
+    sleep(40 * S).await;
+    let times = connector.attempt_times();
+    let gaps: Vec<u64> = times.windows(2).map(|p| (p[1] - p[0]).as_secs()).collect();
+    assert_eq!(gaps[..4], [5, 5, 5, 8], "{gaps:?}");
 }
 
 #[tokio::test(start_paused = true)]
@@ -398,8 +452,7 @@ async fn force_reset_closes_and_replaces() {
     drop(out);
     sleep(S).await;
     assert_eq!(pool.warm_count(&enc), 3);
-    // One refill for the checkout; the reset one was out, not warm, so the pool
-    // already holds min_warm warm connections without replacing it.
+    // One refill for the reset connection, none for the checkout.
     assert_eq!(connector.attempts(), 4);
     assert_eq!(retired(&obs, RetireReason::Reset).len(), 1, "reported once");
 }
@@ -412,7 +465,8 @@ async fn stop_warmup_closes_everything_it_owns() {
     sleep(S).await;
     pool.stop_warmup(&enc).await;
     assert!(connector.made().iter().all(|c| c.is_closed()));
-    assert_eq!(retired(&obs, RetireReason::Stopped).len(), 4);
+    // Three warm, one of them held: no refill for a checkout.
+    assert_eq!(retired(&obs, RetireReason::Stopped).len(), 3);
     assert_eq!(
         obs.events().last(),
         Some(&Event::EncoderRemoved {

@@ -68,7 +68,7 @@ async fn walk(
         if shared.pool.usable_count(encoder) == 0 {
             allowed = allowed.max(cfg.min_allowed_load);
         }
-        conn.set_cooling_cap(allowed, step);
+        conn.set_cooling_cap(Instant::now(), allowed, step);
         shared.observer.cooling_step(encoder, id, step, allowed);
     }
     if shared.pool.usable_count(encoder) > 0 {

@@ -1,10 +1,11 @@
 //! The thermal model (policy): per-connection heat, gradual cooling, slow start and
-//! AIMD, device heat. The [`ThermalLayer`](crate::ThermalLayer) only reads and feeds it.
+//! AIMD, device heat. It publishes each connection's allowed load; the
+//! [`ThermalLayer`](crate::ThermalLayer) only reads it and counts outcomes.
 
 mod aimd;
-mod budget;
 mod cooling;
 mod device;
+mod gate;
 mod state;
 mod stats;
 mod temperature;
@@ -12,15 +13,18 @@ mod temperature;
 use std::{
     collections::HashMap,
     fmt,
-    sync::{Arc, Mutex, MutexGuard, Weak},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, Mutex, MutexGuard, Weak,
+    },
 };
 
 use helo_transport::ConnectionId;
 use tokio::time::Instant;
 
+pub use self::device::DeviceHeat;
 pub(crate) use self::state::ConnThermal;
-use self::state::{EncoderThermal, Heat};
-pub use self::{budget::RetryBudget, device::DeviceHeat};
+use self::{gate::EncoderThermal, state::Heat};
 use crate::{
     config::{PoolConfig, ThermalConfig},
     conn::Connector,
@@ -84,7 +88,15 @@ impl ConnectionThermalSnapshot {
 /// * Every connection starts at `ramp_start` % and climbs linearly (`ramp_up`);
 ///   timeouts and connection errors cut it by `aimd_decrease` (never below the floor).
 /// * Per encoder, at most `max_in_flight_per_encoder` requests are in flight over all
-///   its connections, and retries draw on a [`RetryBudget`].
+///   its connections.
+///
+/// Policy runs here, never on a request's path: every `update_interval`
+/// ([`ThermalConfig`]) a task folds the outcomes each connection's layer counted into
+/// its window, applies the AIMD cuts, and publishes the connection's allowed load,
+/// which the layer reads with one atomic load. Every read (`allowed_load`,
+/// `snapshot`, `check_temperature` …) folds first, so it is never stale. The task runs
+/// on the tokio runtime the manager (or its first layer) was made in, and ends with
+/// the last clone.
 ///
 /// Cloning is cheap and shares the state.
 #[derive(Clone)]
@@ -99,6 +111,8 @@ pub(crate) struct ThermalShared {
     observer: Arc<dyn ThermalObserver>,
     encoders: Mutex<HashMap<EncoderId, EncoderEntry>>,
     me: Weak<ThermalShared>,
+    /// Whether the task that folds and publishes (`tick`) runs.
+    ticking: AtomicBool,
 }
 
 struct EncoderEntry {
@@ -140,7 +154,7 @@ impl ConnectionThermalManager {
 
     /// A thermal model over any [`PoolControl`] (e.g. `MockPoolControl` in tests).
     /// Without a [`WarmupManager`] it hears of no checkins or retirements other than
-    /// its own; `pool_config` supplies the per-encoder in-flight cap and retry budget.
+    /// its own; `pool_config` supplies the per-encoder in-flight cap.
     pub fn with_pool(
         pool: Arc<dyn PoolControl>,
         pool_config: &PoolConfig,
@@ -154,7 +168,9 @@ impl ConnectionThermalManager {
             observer,
             encoders: Mutex::new(HashMap::new()),
             me: me.clone(),
+            ticking: AtomicBool::new(false),
         });
+        shared.start_ticking();
         Self { shared }
     }
 
@@ -324,6 +340,8 @@ impl ConnectionThermalManager {
     /// not own (retired, reset), the layer refuses everything with
     /// [`Overloaded`](crate::Overloaded).
     pub fn layer(&self, encoder: &EncoderId, conn: ConnectionId) -> ThermalLayer {
+        // Made outside a runtime, the manager starts publishing with its first layer.
+        self.shared.start_ticking();
         let state = self.shared.entry(encoder, conn).unwrap_or_else(|| {
             let counters = self.shared.counters(encoder);
             Arc::new(ConnThermal::detached(
@@ -335,21 +353,44 @@ impl ConnectionThermalManager {
         });
         ThermalLayer::new(state)
     }
-
-    /// The encoder's retry budget (shared by all its connections).
-    pub fn retry_budget(&self, encoder: &EncoderId) -> RetryBudget {
-        self.shared.counters(encoder).budget.clone()
-    }
-
-    /// Takes one retry from the encoder's budget; `false`: do not retry.
-    pub fn try_retry(&self, encoder: &EncoderId) -> bool {
-        self.shared.counters(encoder).budget.try_withdraw()
-    }
 }
 
 // === impl ThermalShared ===
 
 impl ThermalShared {
+    /// Starts the task that folds and publishes, once, if a tokio runtime is there.
+    fn start_ticking(&self) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if self.ticking.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let me = self.me.clone();
+        let period = self.config.update_interval;
+        runtime.spawn(async move {
+            let mut every = tokio::time::interval(period);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                let Some(shared) = me.upgrade() else { break };
+                shared.tick(Instant::now());
+            }
+        });
+    }
+
+    /// Folds and publishes every connection's state.
+    fn tick(&self, now: Instant) {
+        let conns: Vec<Arc<ConnThermal>> = self
+            .lock()
+            .values()
+            .flat_map(|e| e.conns.values().cloned())
+            .collect();
+        for c in conns {
+            c.sync(now);
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, HashMap<EncoderId, EncoderEntry>> {
         self.encoders.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -364,11 +405,6 @@ impl ThermalShared {
             .or_insert_with(|| EncoderEntry {
                 counters: Arc::new(EncoderThermal::new(
                     self.pool_config.max_in_flight_per_encoder,
-                    RetryBudget::new(
-                        self.pool_config.retry_ratio,
-                        self.pool_config.retry_min_per_sec,
-                        self.pool_config.retry_window,
-                    ),
                 )),
                 conns: HashMap::new(),
                 overheated: false,

@@ -1,41 +1,25 @@
-//! The shared thermal state of one connection: written by the thermal layer and the
-//! cooling procedure, read by the manager.
+//! The thermal state of one connection: the [`Gate`] the layer uses on every
+//! request, and the policy state only the manager touches.
 
 use std::{
     fmt,
-    sync::{
-        atomic::{AtomicUsize, Ordering},
-        Arc, Mutex, MutexGuard,
-    },
+    sync::{Arc, Mutex, MutexGuard},
 };
 
-use helo_transport::{ConnectionId, ErrorClass};
+use helo_transport::{ConnectionId, Outcome, Overloaded};
 use tokio::time::Instant;
 
-use super::{aimd::Aimd, budget::RetryBudget, stats::Window, temperature};
-use crate::{config::ThermalConfig, reasons::CoolingReason, thermal_layer::Overloaded, EncoderId};
+use super::{
+    aimd::Aimd,
+    gate::{EncoderThermal, Gate, Refusal, Totals},
+    stats::Window,
+    temperature,
+};
+use crate::{config::ThermalConfig, reasons::CoolingReason, EncoderId};
 
-/// Per-encoder counters shared by all its connections' layers.
-pub(crate) struct EncoderThermal {
-    pub(crate) in_flight: AtomicUsize,
-    pub(crate) max_in_flight: usize,
-    pub(crate) budget: RetryBudget,
-}
-
-impl EncoderThermal {
-    pub(crate) fn new(max_in_flight: usize, budget: RetryBudget) -> Self {
-        Self {
-            in_flight: AtomicUsize::new(0),
-            max_in_flight: max_in_flight.max(1),
-            budget,
-        }
-    }
-
-    pub(crate) fn load(&self) -> f64 {
-        let n = self.in_flight.load(Ordering::Acquire);
-        (n as f64 * 100.0 / self.max_in_flight as f64).min(100.0)
-    }
-}
+/// Cuts applied in one sync at most: beyond this many halvings every allowed load is
+/// at its floor anyway.
+const MAX_CUTS_PER_SYNC: u64 = 64;
 
 /// Heat figures of one connection at one moment.
 #[derive(Debug, Clone, Copy)]
@@ -58,11 +42,14 @@ struct Cooling {
     cap: f64,
 }
 
-struct Inner {
+/// The manager's side: the sliding window, AIMD and cooling.
+struct Policy {
     window: Window,
     aimd: Aimd,
     cooling: Option<Cooling>,
     removed: bool,
+    /// The gate's totals as of the last sync.
+    seen: Totals,
 }
 
 /// One connection's thermal state.
@@ -71,8 +58,8 @@ pub(crate) struct ConnThermal {
     pub(crate) conn: ConnectionId,
     pub(crate) enc: Arc<EncoderThermal>,
     config: Arc<ThermalConfig>,
-    in_flight: AtomicUsize,
-    inner: Mutex<Inner>,
+    gate: Gate,
+    policy: Mutex<Policy>,
 }
 
 impl fmt::Debug for ConnThermal {
@@ -80,13 +67,14 @@ impl fmt::Debug for ConnThermal {
         f.debug_struct("ConnThermal")
             .field("encoder", &self.encoder)
             .field("conn", &self.conn)
-            .field("in_flight", &self.in_flight.load(Ordering::Relaxed))
+            .field("in_flight", &self.gate.in_flight())
+            .field("allowed_load", &self.gate.allowed())
             .finish_non_exhaustive()
     }
 }
 
 impl ConnThermal {
-    /// A fresh connection: empty window, allowed load at `ramp_start`.
+    /// A fresh connection: empty window, allowed load at `ramp_start`, published.
     pub(crate) fn new(
         encoder: EncoderId,
         conn: ConnectionId,
@@ -94,8 +82,8 @@ impl ConnThermal {
         config: Arc<ThermalConfig>,
     ) -> Self {
         let now = Instant::now();
-        Self {
-            inner: Mutex::new(Inner {
+        let this = Self {
+            policy: Mutex::new(Policy {
                 window: Window::new(now, config.cooling_period),
                 aimd: Aimd::new(
                     now,
@@ -105,13 +93,16 @@ impl ConnThermal {
                 ),
                 cooling: None,
                 removed: false,
+                seen: Totals::default(),
             }),
             encoder,
             conn,
             enc,
             config,
-            in_flight: AtomicUsize::new(0),
-        }
+            gate: Gate::default(),
+        };
+        this.sync(now);
+        this
     }
 
     /// A connection the pool does not own: admits nothing.
@@ -122,86 +113,94 @@ impl ConnThermal {
         config: Arc<ThermalConfig>,
     ) -> Self {
         let this = Self::new(encoder, conn, enc, config);
-        this.lock().removed = true;
+        this.mark_removed();
         this
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    // === the layer's side: atomics only ===
+
+    /// Admits one request, or refuses it naming `request`: the encoder's cap, or this
+    /// connection's allowed load as last published.
+    pub(crate) fn try_acquire(&self, request: impl fmt::Display) -> Result<(), Overloaded> {
+        self.gate
+            .try_acquire(&self.enc)
+            .map_err(|refusal| match refusal {
+                Refusal::Encoder { in_flight, cap } => {
+                    Overloaded::device_cap(self.encoder.clone(), self.conn, request, in_flight, cap)
+                }
+                Refusal::Connection { in_flight, allowed } => Overloaded::connection(
+                    self.encoder.clone(),
+                    self.conn,
+                    request,
+                    in_flight,
+                    allowed,
+                ),
+            })
     }
 
-    fn allowed_locked(inner: &Inner, now: Instant) -> f64 {
-        if inner.removed {
+    /// Ends one admitted request; `outcome` is `None` when it was cancelled.
+    pub(crate) fn release(&self, outcome: Option<Outcome>) {
+        self.gate.release(&self.enc, outcome);
+    }
+
+    // === the manager's side ===
+
+    fn lock(&self) -> MutexGuard<'_, Policy> {
+        self.policy.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn allowed_locked(&self, policy: &Policy, now: Instant) -> f64 {
+        if policy.removed {
             return 0.0;
         }
-        let a = inner.aimd.current(now);
-        match inner.cooling {
+        let a = policy.aimd.current(now);
+        match policy.cooling {
             Some(c) => a.min(c.cap),
             None => a,
         }
     }
 
+    fn publish_locked(&self, policy: &Policy, now: Instant) -> f64 {
+        let allowed = self.allowed_locked(policy, now);
+        let slots = temperature::slots(allowed, self.config.connection_capacity);
+        self.gate.publish(allowed, slots);
+        allowed
+    }
+
+    /// Folds the outcomes the layer counted since the last sync into the window (as of
+    /// `now`), cuts the allowed load once per sign of overload, and publishes the
+    /// allowed load (which also climbs with time). The manager's tick calls this for
+    /// every connection; every read calls it first, so reads are never stale.
+    pub(crate) fn sync(&self, now: Instant) -> f64 {
+        let mut policy = self.lock();
+        self.sync_locked(&mut policy, now)
+    }
+
+    fn sync_locked(&self, policy: &mut Policy, now: Instant) -> f64 {
+        let totals = self.gate.totals();
+        let new = totals.since(policy.seen);
+        policy.seen = totals;
+        if new.requests > 0 {
+            policy.window.add(now, new.requests, new.errors);
+        }
+        for _ in 0..new.cuts.min(MAX_CUTS_PER_SYNC) {
+            policy.aimd.cut(now, self.config.aimd_decrease);
+        }
+        self.publish_locked(policy, now)
+    }
+
     /// The allowed load % now.
     pub(crate) fn allowed(&self, now: Instant) -> f64 {
-        Self::allowed_locked(&self.lock(), now)
-    }
-
-    /// Admits one request, or says why not: the encoder's cap, or this connection's
-    /// allowed load.
-    pub(crate) fn try_acquire(&self, now: Instant) -> Result<(), Overloaded> {
-        let enc = &self.enc;
-        let took_encoder_slot =
-            enc.in_flight
-                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                    (n < enc.max_in_flight).then_some(n + 1)
-                });
-        if let Err(n) = took_encoder_slot {
-            return Err(Overloaded::encoder_cap(
-                self.encoder.clone(),
-                self.conn,
-                n,
-                enc.max_in_flight,
-            ));
-        }
-        let inner = self.lock();
-        let allowed = Self::allowed_locked(&inner, now);
-        let in_flight = self.in_flight.load(Ordering::Acquire);
-        if !temperature::admits(in_flight, allowed, self.config.connection_capacity) {
-            drop(inner);
-            enc.in_flight.fetch_sub(1, Ordering::AcqRel);
-            return Err(Overloaded::connection(
-                self.encoder.clone(),
-                self.conn,
-                in_flight,
-                allowed,
-            ));
-        }
-        self.in_flight.fetch_add(1, Ordering::AcqRel);
-        drop(inner);
-        enc.budget.deposit();
-        Ok(())
-    }
-
-    /// Ends one admitted request; `outcome` is `None` when it was cancelled.
-    pub(crate) fn release(&self, now: Instant, outcome: Option<Result<(), ErrorClass>>) {
-        self.in_flight.fetch_sub(1, Ordering::AcqRel);
-        self.enc.in_flight.fetch_sub(1, Ordering::AcqRel);
-        let Some(outcome) = outcome else { return };
-        let mut inner = self.lock();
-        inner.window.add(now, 1, u64::from(outcome.is_err()));
-        // Only trouble on the device's side cuts the allowed load: a rejected
-        // parameter is the caller's business, not a sign of heat.
-        if matches!(outcome, Err(ErrorClass::Timeout | ErrorClass::Connection)) {
-            inner.aimd.cut(now, self.config.aimd_decrease);
-        }
+        self.sync(now)
     }
 
     /// Heat figures now.
     pub(crate) fn heat(&self, now: Instant) -> Heat {
         let cfg = &self.config;
-        let inner = self.lock();
-        let (requests, errors) = inner.window.totals(now);
-        let in_flight = self.in_flight.load(Ordering::Acquire);
+        let mut policy = self.lock();
+        let allowed = self.sync_locked(&mut policy, now);
+        let (requests, errors) = policy.window.totals(now);
+        let in_flight = self.gate.in_flight();
         let rate_factor = temperature::rate_factor(requests, cfg.burst_limit);
         let error_rate = temperature::error_rate(requests, errors);
         let load = temperature::load(in_flight, cfg.connection_capacity);
@@ -212,21 +211,21 @@ impl ConnThermal {
             error_rate,
             load,
             temperature: temperature::temperature(rate_factor, error_rate, load),
-            allowed: Self::allowed_locked(&inner, now),
+            allowed,
             in_flight,
-            cooling: inner.cooling.map(|c| c.reason),
+            cooling: policy.cooling.map(|c| c.reason),
         }
     }
 
     /// Marks the connection cooling and returns the allowed load it starts from;
     /// `None` if it already cools or is gone.
     pub(crate) fn begin_cooling(&self, now: Instant, reason: CoolingReason) -> Option<f64> {
-        let mut inner = self.lock();
-        if inner.removed || inner.cooling.is_some() {
+        let mut policy = self.lock();
+        if policy.removed || policy.cooling.is_some() {
             return None;
         }
-        let start = Self::allowed_locked(&inner, now);
-        inner.cooling = Some(Cooling {
+        let start = self.sync_locked(&mut policy, now);
+        policy.cooling = Some(Cooling {
             reason,
             start_load: start,
             cap: start,
@@ -238,9 +237,13 @@ impl ConnThermal {
         self.lock().cooling.map(|c| c.start_load)
     }
 
-    pub(crate) fn set_cooling_cap(&self, cap: f64, step: u32) {
-        if let Some(c) = self.lock().cooling.as_mut() {
-            c.cap = cap;
+    pub(crate) fn set_cooling_cap(&self, now: Instant, cap: f64, step: u32) {
+        {
+            let mut policy = self.lock();
+            if let Some(c) = policy.cooling.as_mut() {
+                c.cap = cap;
+            }
+            self.sync_locked(&mut policy, now);
         }
         tracing::debug!(encoder_id = %self.encoder, connection_id = %self.conn, step, allowed_load = cap, "cooling step");
     }
@@ -250,20 +253,26 @@ impl ConnThermal {
     }
 
     pub(crate) fn reset_stats(&self) {
-        self.lock().window.reset();
+        let mut policy = self.lock();
+        policy.seen = self.gate.totals();
+        policy.window.reset();
     }
 
     /// Back in service after a cooling: fresh stats, slow start.
     pub(crate) fn finish_cooling(&self, now: Instant) {
-        let mut inner = self.lock();
-        inner.cooling = None;
-        inner.window.reset();
-        let start = self.config.ramp_start;
-        inner.aimd.restart(now, start);
+        let mut policy = self.lock();
+        policy.cooling = None;
+        policy.seen = self.gate.totals();
+        policy.window.reset();
+        policy.aimd.restart(now, self.config.ramp_start);
+        self.publish_locked(&policy, now);
     }
 
+    /// Gone from the pool: admits nothing from now on.
     pub(crate) fn mark_removed(&self) {
-        self.lock().removed = true;
+        let mut policy = self.lock();
+        policy.removed = true;
+        self.publish_locked(&policy, Instant::now());
     }
 
     pub(crate) fn is_removed(&self) -> bool {

@@ -24,11 +24,15 @@ pub(crate) fn temperature(rate_factor: f64, error_rate: f64, load: f64) -> f64 {
     (0.4 * rate_factor + 0.3 * error_rate + 0.3 * load).clamp(0.0, 100.0)
 }
 
-/// Whether `in_flight + 1` requests fit under `allowed` percent of `capacity`.
-pub(crate) fn admits(in_flight: usize, allowed: f64, capacity: u32) -> bool {
-    // The epsilon keeps 75 % of capacity 4 from rejecting its third request on a
-    // rounding error.
-    (in_flight as f64 + 1.0) * 100.0 / f64::from(capacity.max(1)) <= allowed + 1e-9
+/// How many requests fit at once under `allowed` percent of `capacity`.
+pub(crate) fn slots(allowed: f64, capacity: u32) -> usize {
+    if !(allowed.is_finite() && allowed > 0.0) {
+        return 0;
+    }
+    // The epsilon keeps 75 % of capacity 4 from giving two slots on a rounding error.
+    let n = ((allowed + 1e-9) * f64::from(capacity.max(1)) / 100.0).floor();
+    // At most `capacity` (allowed is at most 100 %), so the cast cannot truncate.
+    n.min(f64::from(capacity.max(1))) as usize
 }
 
 #[cfg(test)]
@@ -69,25 +73,23 @@ mod tests {
     }
 
     #[test]
-    fn admission_in_percent_of_capacity() {
+    fn slots_in_percent_of_capacity() {
         let cases = [
-            ((0, 100.0), true),
-            ((3, 100.0), true),
-            ((4, 100.0), false),
-            ((2, 75.0), true),
-            ((3, 75.0), false),
-            ((2, 60.0), false),
-            ((1, 60.0), true),
-            ((0, 25.0), true),
-            ((0, 20.0), false),
-            ((0, 0.0), false),
+            (100.0, 4),
+            (75.0, 3),
+            (60.0, 2),
+            (50.0, 2),
+            (25.0, 1),
+            (20.0, 0),
+            (0.0, 0),
+            (-5.0, 0),
+            (f64::NAN, 0),
+            (250.0, 4),
         ];
-        for ((in_flight, allowed), want) in cases {
-            assert_eq!(
-                admits(in_flight, allowed, 4),
-                want,
-                "{in_flight} at {allowed}%"
-            );
+        for (allowed, want) in cases {
+            assert_eq!(slots(allowed, 4), want, "{allowed}%");
         }
+        assert_eq!(slots(50.0, 16), 8);
+        assert_eq!(slots(100.0, 0), 1, "capacity is at least 1");
     }
 }

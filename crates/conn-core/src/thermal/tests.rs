@@ -445,10 +445,11 @@ async fn check_temperature_reports_temperature_and_load() {
             svc.call(HeloRequest::get("eParamID_X"))
         };
         let (_, send) = handle.next_request().await.expect("request");
-        send.send_error(HeloError::Rejected {
+        // A malformed answer: an error (heat), though not a sign of overload.
+        send.send_error(HeloError::Protocol {
             device: enc(),
             request: "get eParamID_X".into(),
-            message: "nope".into(),
+            detail: "not json".into(),
         });
         let _: Result<HeloResponse, BoxError> = fut.await;
     }
@@ -593,27 +594,61 @@ async fn stopping_an_encoder_forgets_its_connections() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn retry_budget_is_per_encoder() {
+async fn the_manager_publishes_cuts_and_climbs_on_its_own_tick() {
     let mut pool = MockPoolControl::new();
     pool.expect_owns().returning(|_, _| true);
-    let pc = PoolConfig {
-        retry_ratio: 0.0,
-        retry_min_per_sec: 1,
-        retry_window: 2 * S,
-        ..pool_config()
+    let cfg = ThermalConfig {
+        ramp_start: 50.0,
+        min_allowed_load: 25.0,
+        ramp_up: 30 * S,
+        update_interval: 500 * MS,
+        ..ThermalConfig::default()
     };
     let t = ConnectionThermalManager::with_pool(
         Arc::new(pool),
-        &pc,
-        thermal_config(),
+        &pool_config(),
+        cfg,
         Arc::new(crate::NoopObserver),
     );
-    assert!(t.try_retry(&enc()));
-    assert!(t.try_retry(&enc()));
-    assert!(!t.try_retry(&enc()));
-    assert!(t.try_retry(&EncoderId::from("other")));
-    assert_eq!(t.retry_budget(&enc()).remaining(), 0.0);
     assert!(format!("{t:?}").contains("ConnectionThermalManager"));
+    let id = ConnectionId::from_raw(13);
+    let (mut svc, mut handle) = service(&t, id);
+    // 50 % of capacity 4: two at once; nobody reads the manager from here on, so
+    // what the layer admits is what the tick published.
+    let mut held = Vec::new();
+    assert_eq!(hold(&mut svc, 3, &mut held), 2);
+    held.clear();
+    for _ in 0..2 {
+        let _cancelled = handle.next_request().await;
+    }
+    // A timeout: the layer only counts it; the next tick halves the allowed load.
+    let fut = {
+        let mut cx = std::task::Context::from_waker(futures_util::task::noop_waker_ref());
+        assert!(svc.poll_ready(&mut cx).is_ready());
+        svc.call(HeloRequest::get("eParamID_X"))
+    };
+    let (_, send) = handle.next_request().await.expect("request");
+    send.send_error(HeloError::Timeout {
+        device: enc(),
+        request: "get eParamID_X".into(),
+        phase: helo_transport::TimeoutPhase::Response,
+        after: 3 * S,
+    });
+    assert!(fut.await.is_err());
+    sleep(600 * MS).await;
+    assert_eq!(
+        hold(&mut svc, 3, &mut held),
+        1,
+        "cut to 25 %: one at a time"
+    );
+    held.clear();
+    for _ in 0..1 {
+        let _cancelled = handle.next_request().await;
+    }
+    // 2.5 points a second: back to 50 % (two at once) ten seconds later, published
+    // by the tick alone.
+    sleep(10 * S + MS).await;
+    assert_eq!(hold(&mut svc, 3, &mut held), 2, "climbed back");
 }
 
 #[tokio::test(start_paused = true)]

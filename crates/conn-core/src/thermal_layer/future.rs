@@ -6,9 +6,8 @@ use std::{
     task::{ready, Context, Poll},
 };
 
-use helo_transport::{BoxError, ErrorClass};
+use helo_transport::{BoxError, Outcome};
 use pin_project_lite::pin_project;
-use tokio::time::Instant;
 
 use super::Overloaded;
 use crate::thermal::ConnThermal;
@@ -41,9 +40,9 @@ struct InFlight {
 }
 
 impl InFlight {
-    fn finish(&mut self, outcome: Result<(), ErrorClass>) {
+    fn finish(&mut self, outcome: Outcome) {
         if let Some(conn) = self.conn.take() {
-            conn.release(Instant::now(), Some(outcome));
+            conn.release(Some(outcome));
         }
     }
 }
@@ -51,7 +50,7 @@ impl InFlight {
 impl Drop for InFlight {
     fn drop(&mut self) {
         if let Some(conn) = self.conn.take() {
-            conn.release(Instant::now(), None);
+            conn.release(None);
         }
     }
 }
@@ -85,8 +84,8 @@ where
             StateProj::Called { fut, guard } => {
                 let result = ready!(fut.poll(cx)).map_err(Into::into);
                 guard.finish(match &result {
-                    Ok(_) => Ok(()),
-                    Err(e) => Err(ErrorClass::of(e.as_ref())),
+                    Ok(_) => Outcome::Success,
+                    Err(e) => Outcome::of(e.as_ref()),
                 });
                 Poll::Ready(result)
             }

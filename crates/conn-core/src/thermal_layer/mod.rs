@@ -1,5 +1,5 @@
-//! The mechanism in front of each connection: feeds its thermal stats and sheds work
-//! beyond its current allowed load.
+//! The mechanism in front of each connection: admits work up to the allowed load the
+//! thermal manager publishes, sheds the rest, and counts outcomes for the manager.
 
 mod error;
 mod future;
@@ -12,15 +12,20 @@ use std::{
 };
 
 use helo_transport::BoxError;
-use tokio::time::Instant;
 use tower::Service;
 
 pub use self::{error::Overloaded, future::ResponseFuture, layer::ThermalLayer};
 use crate::thermal::ConnThermal;
 
-/// Counts each request into its connection's thermal window and refuses, at once,
-/// work beyond the connection's allowed load or the encoder's in-flight cap, with
-/// [`Overloaded`], so the caller can go to another connection.
+/// Refuses at once, with [`Overloaded`], work beyond the connection's allowed load,
+/// the encoder's in-flight cap, or what the connection can queue (its `poll_ready` is
+/// pending), so the caller can go to another connection; counts how admitted work
+/// ended ([`helo_transport::Outcome`]) for the thermal manager.
+///
+/// A gate, not a policy: the allowed load is the one the
+/// [`ConnectionThermalManager`](crate::ConnectionThermalManager) last published, read
+/// with atomics, and outcomes are counted into per-connection atomics the manager
+/// folds on its own tick. A request takes no lock and reads no clock here.
 ///
 /// Built by [`ThermalLayer`], which
 /// [`ConnectionThermalManager::layer`](crate::ConnectionThermalManager::layer) hands out.
@@ -80,6 +85,7 @@ impl<S, R> Service<R> for Thermal<S>
 where
     S: Service<R>,
     S::Error: Into<BoxError>,
+    R: fmt::Display,
 {
     type Response = S::Response;
     type Error = BoxError;
@@ -88,7 +94,9 @@ where
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         // Like tower's load-shed, always report ready: a connection that cannot take
         // the request now must refuse it at once rather than make the caller queue,
-        // because the caller has other (cooler) connections to go to.
+        // because the caller has other (cooler) connections to go to. The connection
+        // below is pending only when its bounded queue is full, so "not ready" is
+        // real back-pressure, and shed like a full allowed load.
         self.is_ready = match self.inner.poll_ready(cx) {
             Poll::Ready(Err(e)) => return Poll::Ready(Err(e.into())),
             r => r.is_ready(),
@@ -101,10 +109,11 @@ where
             return ResponseFuture::overloaded(Overloaded::not_ready(
                 self.state.encoder.clone(),
                 self.state.conn,
+                &req,
             ));
         }
         self.is_ready = false;
-        match self.state.try_acquire(Instant::now()) {
+        match self.state.try_acquire(&req) {
             Ok(()) => ResponseFuture::admitted(self.inner.call(req), self.state.clone()),
             Err(overloaded) => ResponseFuture::overloaded(overloaded),
         }

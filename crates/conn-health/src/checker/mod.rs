@@ -11,6 +11,7 @@ use std::{
 use futures_util::FutureExt;
 use helo_transport::{
     names, BoxError, ConnectionId, ErrorClass, HeloClientExt, HeloError, HeloRequest, HeloResponse,
+    Outcome,
 };
 use tokio::{
     sync::watch,
@@ -25,7 +26,7 @@ use crate::{
     health_layer::HealthLayer,
     mirror::{DeviceState, Reading},
     observer::{HealthObserver, NoopHealthObserver},
-    passive::{PassiveStats, RequestOutcome},
+    passive::PassiveStats,
     status::{CheckKind, CheckResult, CheckSource, DeviceReadings, EncoderId, HealthStatus},
     thermal::ThermalReadings,
 };
@@ -214,11 +215,6 @@ impl ConnectionHealthChecker {
             .and_then(|e| e.mirror.as_ref().map(|rx| rx.borrow().clone()))
     }
 
-    /// Forgets a closed connection's passive window.
-    pub fn forget_connection(&self, encoder: &EncoderId, conn: ConnectionId) {
-        self.inner.passive.remove_connection(encoder, conn);
-    }
-
     /// Forgets everything about `encoder` and tells the observer.
     pub fn remove_encoder(&self, encoder: &EncoderId) {
         self.lock().remove(encoder);
@@ -233,8 +229,10 @@ impl ConnectionHealthChecker {
     /// Never fails: a broken device gives a status with a failed `basic_connectivity`,
     /// a score of 0 and an [`HealthStatus::error_class`]. All checks share
     /// [`HealthConfig::deadline`]; a check still waiting then is failed as timed out and
-    /// its request dropped. A connection whose probe timed out may still have that
-    /// request queued on it: replace it rather than reuse it.
+    /// its request dropped (a request still queued on a
+    /// [`HeloConnection`](helo_transport::HeloConnection) just leaves the queue; one on
+    /// the wire has its late answer read in the background, so the connection stays
+    /// usable unless the device never answers).
     ///
     /// Device requests: with a fresh mirror attached, only the probe (plus whatever the
     /// mirror lacks); without, the probe and five reads (stream, record, temperature,
@@ -594,11 +592,12 @@ impl Ctx<'_> {
 }
 
 fn to_failed_read<T>(e: BoxError) -> Read<T> {
-    match RequestOutcome::of_error(e.as_ref()) {
-        RequestOutcome::Unsupported => Read::Unsupported,
+    let outcome = Outcome::of(e.as_ref());
+    match outcome {
+        Outcome::Unsupported => Read::Unsupported,
         _ => Read::Failed {
             detail: e.to_string(),
-            class: ErrorClass::of(e.as_ref()),
+            class: outcome.error_class().unwrap_or(ErrorClass::Other),
         },
     }
 }

@@ -5,7 +5,7 @@ use tower::ServiceBuilder;
 
 use super::*;
 use crate::{
-    mirror::{BackoffConfig, DeviceStateMirror, MirrorConfig},
+    mirror::{DeviceStateMirror, MirrorConfig},
     observer::MockHealthObserver,
     status::{CheckOutcome, HealthLevel},
     testing::FakeDevice,
@@ -48,10 +48,7 @@ fn mirror_for(dev: &std::sync::Arc<FakeDevice>) -> DeviceStateMirror {
             async move { Ok::<_, HeloError>(svc) }
         },
         MirrorConfig {
-            backoff: BackoffConfig {
-                jitter: 0.0,
-                ..BackoffConfig::default()
-            },
+            backoff: MirrorConfig::default().backoff.without_jitter(),
             ..MirrorConfig::default()
         },
         Arc::new(NoopHealthObserver),
@@ -328,10 +325,12 @@ async fn passive_traffic_through_a_boxed_stack_feeds_error_rate_and_latency() {
     let checker = ConnectionHealthChecker::new(NoThermalReadings);
     let stack = ServiceBuilder::new()
         .layer(checker.health_layer(&dev.name, conn()))
+        .timeout(Duration::from_millis(2500))
         .service(dev.service());
     let stack = tower::util::BoxCloneService::new(stack);
     // Live traffic: 10 answers and 4 "not supported" answers (not errors); later a
-    // slow phase with 5 more "not supported" and 5 rejected sets.
+    // slow phase with 5 more "not supported", 5 rejected sets (answers too) and 5
+    // requests that time out (errors).
     for _ in 0..10 {
         stack.get_param(names::SYSTEM_STATE).await.unwrap();
     }
@@ -351,10 +350,19 @@ async fn passive_traffic_through_a_boxed_stack_feeds_error_rate_and_latency() {
             .await
             .unwrap_err();
     }
+    let window = checker.passive().connection(&dev.name, conn());
+    assert_eq!(window.errors, 0, "unsupported and rejected are answers");
+    dev.state().hang = true;
+    for _ in 0..5 {
+        let e = stack.get_param(names::SYSTEM_STATE).await.unwrap_err();
+        assert!(e.is::<tower::timeout::error::Elapsed>(), "{e}");
+    }
+    dev.state().hang = false;
     dev.state().latency = Duration::from_millis(5);
     status = checker.perform_health_check(&dev.name, conn(), stack).await;
     let e = status.check(CheckKind::ErrorRate).unwrap();
     assert_ne!(e.outcome, CheckOutcome::Ok, "{}", e.detail);
+    assert!(e.detail.starts_with("5 errors"), "{}", e.detail);
     let r = status.check(CheckKind::ResponseTime).unwrap();
     assert_eq!(r.outcome, CheckOutcome::Warning, "{}", r.detail);
     assert!(r.detail.contains("recent mean"), "{}", r.detail);

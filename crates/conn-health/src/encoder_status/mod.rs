@@ -461,6 +461,7 @@ fn track_reason(t: &TrackReport) -> StatusReason {
             "; the device's own auto-recovery is on, left to the device".to_string()
         }
         TrackPhase::Held => "; held".to_string(),
+        TrackPhase::NotActing { .. } => "; this supervisor may not act on it now".to_string(),
     };
     StatusReason::new(
         code,

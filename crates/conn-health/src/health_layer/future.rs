@@ -4,20 +4,17 @@ use std::{
     task::{ready, Context, Poll},
 };
 
-use helo_transport::{BoxError, ConnectionId};
+use std::sync::Arc;
+
+use helo_transport::{BoxError, Outcome, RequestClock};
 use pin_project_lite::pin_project;
 use tokio::time::Instant;
 
-use crate::{
-    passive::{PassiveStats, RequestOutcome},
-    status::EncoderId,
-};
+use crate::passive::ConnWindow;
 
 #[derive(Debug)]
 pub(super) struct Recorder {
-    pub(super) encoder: EncoderId,
-    pub(super) conn: ConnectionId,
-    pub(super) passive: PassiveStats,
+    pub(super) window: Arc<ConnWindow>,
     pub(super) started: Instant,
 }
 
@@ -49,17 +46,13 @@ where
         let result = ready!(this.inner.poll(cx)).map_err(Into::into);
         if let Some(r) = this.record.take() {
             let outcome = match &result {
-                Ok(_) => RequestOutcome::Success,
-                Err(e) => RequestOutcome::of_error(e.as_ref()),
+                Ok(_) => Outcome::Success,
+                Err(e) => Outcome::of(e.as_ref()),
             };
-            let now = Instant::now();
-            r.passive.record_at(
-                &r.encoder,
-                r.conn,
-                now,
-                now.saturating_duration_since(r.started),
-                outcome,
-            );
+            // Published to the metrics layer outside: its end too.
+            let now = RequestClock::finish_now();
+            r.window
+                .record(now, now.saturating_duration_since(r.started), outcome);
         }
         Poll::Ready(result)
     }

@@ -1,26 +1,28 @@
+use std::sync::Arc;
+
 use helo_transport::ConnectionId;
 use tower::Layer;
 
 use super::Health;
-use crate::{passive::PassiveStats, status::EncoderId};
+use crate::{
+    passive::{ConnWindow, PassiveStats},
+    status::EncoderId,
+};
 
 /// Wraps a connection's stack in [`Health`].
 #[derive(Debug, Clone)]
 pub struct HealthLayer {
-    encoder: EncoderId,
-    conn: ConnectionId,
-    passive: PassiveStats,
+    window: Arc<ConnWindow>,
 }
 
 impl HealthLayer {
     /// Records into `passive` (usually
     /// [`ConnectionHealthChecker::passive`](crate::ConnectionHealthChecker::passive))
-    /// under `encoder` and `conn`.
+    /// under `encoder` and `conn`. The connection's window is looked up here, once:
+    /// requests then write to it without touching the shared map.
     pub fn new(encoder: EncoderId, conn: ConnectionId, passive: PassiveStats) -> Self {
         Self {
-            encoder,
-            conn,
-            passive,
+            window: passive.handle(&encoder, conn),
         }
     }
 }
@@ -29,6 +31,6 @@ impl<S> Layer<S> for HealthLayer {
     type Service = Health<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Health::new(inner, self.encoder.clone(), self.conn, self.passive.clone())
+        Health::from_window(inner, self.window.clone())
     }
 }

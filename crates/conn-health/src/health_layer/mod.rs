@@ -3,18 +3,26 @@
 mod future;
 mod layer;
 
-use std::task::{Context, Poll};
+use std::{
+    sync::Arc,
+    task::{Context, Poll},
+};
 
-use helo_transport::{BoxError, ConnectionId, HeloRequest};
-use tokio::time::Instant;
+use helo_transport::{BoxError, ConnectionId, HeloRequest, RequestClock};
 use tower::Service;
 
-use crate::{passive::PassiveStats, status::EncoderId};
+use crate::{
+    passive::{ConnWindow, PassiveStats},
+    status::EncoderId,
+};
 
 pub use self::{future::ResponseFuture, layer::HealthLayer};
 
-/// Records the outcome and latency of every request through it into [`PassiveStats`],
-/// so `response_time` and `error_rate` follow live traffic and not only probes.
+/// Records the outcome ([`helo_transport::Outcome`]) and latency of every request
+/// through it into its connection's window of [`PassiveStats`], so `response_time`
+/// and `error_rate` follow live traffic and not only probes. The window is resolved
+/// when the service is built; a request reads the clock twice (to time itself) and
+/// locks only its own connection's window.
 ///
 /// Long polls (`wait_for_config_events`) are passed through unrecorded: they are held
 /// for up to a minute by design and end in an error when their id expires, so they
@@ -22,20 +30,18 @@ pub use self::{future::ResponseFuture, layer::HealthLayer};
 #[derive(Debug, Clone)]
 pub struct Health<S> {
     inner: S,
-    encoder: EncoderId,
-    conn: ConnectionId,
-    passive: PassiveStats,
+    window: Arc<ConnWindow>,
 }
 
 impl<S> Health<S> {
-    /// Wraps `inner`, the stack of connection `conn` to `encoder`.
+    /// Wraps `inner`, the stack of connection `conn` to `encoder`, recording into
+    /// `passive`.
     pub fn new(inner: S, encoder: EncoderId, conn: ConnectionId, passive: PassiveStats) -> Self {
-        Self {
-            inner,
-            encoder,
-            conn,
-            passive,
-        }
+        Self::from_window(inner, passive.handle(&encoder, conn))
+    }
+
+    pub(super) fn from_window(inner: S, window: Arc<ConnWindow>) -> Self {
+        Self { inner, window }
     }
 
     /// The inner service.
@@ -69,11 +75,11 @@ where
     }
 
     fn call(&mut self, req: HeloRequest) -> Self::Future {
+        // The instant the metrics layer outside called the request at, when there is
+        // one (no second clock read); see `RequestClock`.
         let record = (!req.is_long_poll()).then(|| future::Recorder {
-            encoder: self.encoder.clone(),
-            conn: self.conn,
-            passive: self.passive.clone(),
-            started: Instant::now(),
+            window: self.window.clone(),
+            started: RequestClock::called_at(),
         });
         ResponseFuture::new(self.inner.call(req), record)
     }
@@ -105,7 +111,7 @@ mod tests {
             ConnectionThermalManager, MockPoolControl, NoopObserver, PoolConfig, ThermalConfig,
         };
 
-        use crate::RequestOutcome;
+        use helo_transport::Outcome;
 
         let mut pool = MockPoolControl::new();
         pool.expect_owns().returning(|_, _| true);
@@ -137,10 +143,7 @@ mod tests {
             .await
             .unwrap_err();
         assert!(shed.is::<conn_core::Overloaded>(), "{shed}");
-        assert_eq!(
-            RequestOutcome::of_error(shed.as_ref()),
-            RequestOutcome::Shed
-        );
+        assert_eq!(Outcome::of(shed.as_ref()), Outcome::Shed);
         send.send_response(set_ok());
         first.await.unwrap().unwrap();
         let window = passive.connection(&enc(), conn);

@@ -1,15 +1,21 @@
 //! The mirror's task: connect, subscribe, seed, long-poll; reconnect with backoff.
+//!
+//! Every loop here is one a device drives (by answering at once, failing, or refusing
+//! the password), so each has a floor: long polls start `min_poll_gap` apart, event
+//! connections that brought nothing are retried after the backoff, which starts again
+//! from the bottom only once the device held a poll or sent events, and a refused
+//! password pauses everything for the login lockout.
 
-use std::{error::Error as StdError, future::Future, sync::Arc};
+use std::{error::Error as StdError, future::Future, sync::Arc, time::Duration};
 
 use helo_transport::{
-    BoxError, ConfigEvent, ErrorClass, HeloClientExt, HeloError, HeloRequest, HeloResponse,
+    AuthFailure, Backoff, BoxError, ConfigEvent, Device, ErrorClass, HeloClientExt, HeloError,
+    HeloRequest, HeloResponse, Outcome,
 };
 use tokio::{sync::watch, time::Instant};
 use tower::Service;
 
 use super::{
-    backoff::Backoff,
     state::{DeviceState, MirrorStatus, MIRRORED},
     MirrorConfig,
 };
@@ -44,6 +50,58 @@ impl Publisher {
     }
 }
 
+/// The pace of the mirror's requests: failures in a row and the delay before the
+/// next attempt, and the floor between long polls.
+struct Pacing {
+    backoff: Backoff,
+    attempt: u32,
+    min_poll_gap: Duration,
+    last_poll: Option<Instant>,
+}
+
+impl Pacing {
+    fn new(cfg: &MirrorConfig) -> Self {
+        Self {
+            backoff: cfg.backoff,
+            attempt: 0,
+            min_poll_gap: cfg.min_poll_gap,
+            last_poll: None,
+        }
+    }
+
+    /// Waits until the next long poll may start (`min_poll_gap` after the previous
+    /// one started, whichever connection it was on), and notes its start.
+    async fn poll_slot(&mut self) -> Instant {
+        if let Some(previous) = self.last_poll {
+            tokio::time::sleep_until(previous + self.min_poll_gap).await;
+        }
+        let now = Instant::now();
+        self.last_poll = Some(now);
+        now
+    }
+
+    /// Whether a poll that started at `started` and brought `events` events shows the
+    /// device working as it should: it held the poll, or had something to say.
+    fn made_progress(&self, started: Instant, events: usize) -> bool {
+        events > 0 || started.elapsed() >= self.min_poll_gap
+    }
+
+    /// The delay before the next connect after `err` (its `Retry-After`, if the
+    /// device sent one, is a floor).
+    fn next_delay(&mut self, err: Option<&(dyn StdError + 'static)>) -> Duration {
+        let delay = self.backoff.delay_random(self.attempt);
+        self.attempt = self.attempt.saturating_add(1);
+        let retry_after = err
+            .and_then(HeloError::find)
+            .and_then(HeloError::retry_after);
+        self.backoff.honour_retry_after(delay, retry_after)
+    }
+
+    fn reset(&mut self) {
+        self.attempt = 0;
+    }
+}
+
 /// How one connection's session ended.
 enum Ended {
     /// The device answered `connect` with an error: no event API.
@@ -52,15 +110,31 @@ enum Ended {
     Broken(BoxError),
 }
 
-pub(super) async fn run<C, Fut, S>(connect: C, cfg: MirrorConfig, out: Arc<Publisher>)
-where
+/// The device refused the password, or wants one that is not configured: nothing
+/// changes that but the configuration (a new mirror) or the device's lockout ending.
+fn login_refused(err: &(dyn StdError + 'static)) -> bool {
+    matches!(
+        HeloError::find(err),
+        Some(HeloError::Auth {
+            failure: AuthFailure::WrongPassword { .. } | AuthFailure::PasswordRequired,
+            ..
+        })
+    )
+}
+
+pub(super) async fn run<C, Fut, S>(
+    connect: C,
+    cfg: MirrorConfig,
+    out: Arc<Publisher>,
+    device: Option<Device>,
+) where
     C: Fn() -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<S, HeloError>> + Send + 'static,
     S: Service<HeloRequest, Response = HeloResponse> + Clone + Send + 'static,
     S::Error: From<HeloError> + Into<BoxError> + Send,
     S::Future: Send,
 {
-    let mut backoff = Backoff::new(cfg.backoff.clone());
+    let mut backoff = Pacing::new(&cfg);
     loop {
         let ended = match connect().await {
             Ok(svc) => session(svc, &cfg, &out, &mut backoff).await,
@@ -75,8 +149,20 @@ where
                 backoff.reset();
                 tokio::time::sleep(cfg.reprobe_interval).await;
             }
+            Ended::Broken(e) if login_refused(e.as_ref()) => {
+                // The device's own lockout says when a login may be tried again; every
+                // source of logins waits for the same moment.
+                let pause = device
+                    .as_ref()
+                    .and_then(Device::login_locked_for)
+                    .unwrap_or(cfg.auth_failed_pause);
+                tracing::warn!(encoder_id = %out.encoder, error = %e, ?pause,
+                    "login refused; event connection paused");
+                out.status(MirrorStatus::Reconnecting, Some(ErrorClass::of(e.as_ref())));
+                tokio::time::sleep(pause).await;
+            }
             Ended::Broken(e) => {
-                let delay = backoff.next_delay();
+                let delay = backoff.next_delay(Some(e.as_ref()));
                 tracing::debug!(encoder_id = %out.encoder, error = %e, ?delay,
                     "event connection lost; reconnecting");
                 out.status(MirrorStatus::Reconnecting, Some(ErrorClass::of(e.as_ref())));
@@ -91,7 +177,7 @@ where
 
 /// Event connections on one connection, until it breaks. An expired event connection
 /// is opened again on the same connection.
-async fn session<S>(svc: S, cfg: &MirrorConfig, out: &Publisher, backoff: &mut Backoff) -> Ended
+async fn session<S>(svc: S, cfg: &MirrorConfig, out: &Publisher, backoff: &mut Pacing) -> Ended
 where
     S: Service<HeloRequest, Response = HeloResponse> + Clone + Send + 'static,
     S::Error: From<HeloError> + Into<BoxError> + Send,
@@ -132,16 +218,21 @@ where
             s.last_contact = Some(Instant::now());
             false
         });
-        let mut waits_ok = 0u64;
+        let mut progressed = false;
         loop {
+            let started = backoff.poll_slot().await;
             match svc
                 .wait_for_events(&sub.connection_id)
                 .await
                 .map_err(Into::into)
             {
                 Ok(events) => {
-                    waits_ok += 1;
-                    backoff.reset();
+                    // An empty answer at once is no sign of health: the backoff keeps
+                    // its place until the device holds a poll or sends events.
+                    if backoff.made_progress(started, events.len()) {
+                        progressed = true;
+                        backoff.reset();
+                    }
                     let now = Instant::now();
                     out.update(|s| {
                         let mut changed = false;
@@ -162,10 +253,10 @@ where
                 Err(e) => return Ended::Broken(e),
             }
         }
-        if waits_ok == 0 {
-            // A device that takes the connect but refuses every wait must not be
-            // hammered in a tight loop.
-            tokio::time::sleep(backoff.next_delay()).await;
+        if !progressed {
+            // A device that takes the connect but refuses (or answers at once) every
+            // wait must not get a connect and a seeding round in a tight loop.
+            tokio::time::sleep(backoff.next_delay(None)).await;
         }
     }
 }
@@ -205,28 +296,15 @@ where
     Ok(())
 }
 
-fn find_helo<'a>(err: &'a (dyn StdError + 'static)) -> Option<&'a HeloError> {
-    let mut cur: Option<&(dyn StdError + 'static)> = Some(err);
-    while let Some(e) = cur {
-        if let Some(h) = e.downcast_ref::<HeloError>() {
-            return Some(h);
-        }
-        cur = e.source();
-    }
-    None
-}
-
 fn is_unsupported(err: &(dyn StdError + 'static)) -> bool {
-    find_helo(err).is_some_and(HeloError::is_unsupported)
+    Outcome::of(err) == Outcome::Unsupported
 }
 
 /// The device answered, with an error: the request is not possible on this device
 /// (as opposed to the device not answering, or refusing our credentials).
 fn answered_with_error(err: &(dyn StdError + 'static)) -> bool {
-    find_helo(err).is_some_and(|h| {
-        h.is_rejected()
-            || h.is_unsupported()
-            || h.is_protocol()
-            || matches!(h, HeloError::Status { .. })
-    })
+    matches!(
+        Outcome::of(err),
+        Outcome::Rejected | Outcome::Unsupported | Outcome::Protocol
+    )
 }

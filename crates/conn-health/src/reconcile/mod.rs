@@ -331,6 +331,14 @@ impl Reconciler {
         decision
     }
 
+    /// The action was not sent: this supervisor may not act on the encoder now (see
+    /// [`TrackPhase::NotActing`]). Its try is taken back, uncounted.
+    pub fn action_not_taken(&mut self, action: &Action) {
+        if let Some(activity) = action.activity() {
+            self.track_mut(activity).command_not_taken();
+        }
+    }
+
     /// When the machine wants to look again whatever happens meanwhile.
     pub fn due_at(&self) -> Option<Instant> {
         earliest(

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use helo_transport::Backoff;
+
 use crate::error::HealthError;
 
 /// How the supervisor brings an encoder back to its desired state.
@@ -12,8 +14,7 @@ use crate::error::HealthError;
 /// | `settle` | 1 s | between the stop and the start of a restart, as an operator would wait |
 /// | `start_timeout` | 10 s | a start that has not reached streaming by then failed (the protocol says about a second) |
 /// | `max_attempts` | 3 | tries in one round before giving up |
-/// | `backoff` | 2 s | wait after the first failed try; doubles each try |
-/// | `backoff_max` | 60 s | the longest wait between tries (never below `backoff`) |
+/// | `backoff` | 2 s doubling to 60 s, full jitter | between tries: the jitter keeps a fleet that failed together (a site's uplink) from restarting in step |
 /// | `retry_after` | 5 min | after giving up, a new round of tries |
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ReconcilePolicy {
@@ -25,10 +26,8 @@ pub struct ReconcilePolicy {
     pub start_timeout: Duration,
     /// Tries per round; 0 never acts (observe and report only).
     pub max_attempts: u32,
-    /// Wait after the first failed try; doubles with each further try.
-    pub backoff: Duration,
-    /// The longest wait between tries.
-    pub backoff_max: Duration,
+    /// The wait after a failed try (the workspace's one backoff).
+    pub backoff: Backoff,
     /// After the last try of a round failed, how long until a new round.
     pub retry_after: Duration,
 }
@@ -40,8 +39,7 @@ impl Default for ReconcilePolicy {
             settle: Duration::from_secs(1),
             start_timeout: Duration::from_secs(10),
             max_attempts: 3,
-            backoff: Duration::from_secs(2),
-            backoff_max: Duration::from_secs(60),
+            backoff: Backoff::new(Duration::from_secs(2), Duration::from_secs(60)),
             retry_after: Duration::from_secs(300),
         }
     }
@@ -61,12 +59,9 @@ impl ReconcilePolicy {
         Ok(())
     }
 
-    /// The wait after failed try number `attempt` (counting from 1): `backoff`,
-    /// doubled per further try, capped at `backoff_max` (but never below `backoff`).
+    /// The wait after failed try number `attempt` (counting from 1): the backoff's
+    /// draw for its retry `attempt - 1`.
     pub fn delay_after(&self, attempt: u32) -> Duration {
-        let factor = 2u32.saturating_pow(attempt.saturating_sub(1));
-        self.backoff
-            .saturating_mul(factor)
-            .min(self.backoff_max.max(self.backoff))
+        self.backoff.delay_random(attempt.saturating_sub(1))
     }
 }

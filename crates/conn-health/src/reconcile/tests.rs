@@ -19,8 +19,7 @@ fn policy() -> ReconcilePolicy {
         settle: secs(1),
         start_timeout: secs(5),
         max_attempts: 3,
-        backoff: secs(2),
-        backoff_max: secs(60),
+        backoff: helo_transport::Backoff::new(secs(2), secs(60)).without_jitter(),
         retry_after: secs(300),
     }
 }
@@ -503,9 +502,99 @@ fn policy_delays_double_and_cap_and_bad_values_are_refused() {
         .unwrap_err()
         .to_string()
         .contains("start_timeout"));
-    let long = ReconcilePolicy {
-        backoff: secs(100),
+    let jittered = ReconcilePolicy {
+        backoff: helo_transport::Backoff::new(secs(2), secs(60)),
         ..policy()
     };
-    assert_eq!(long.delay_after(3), secs(100), "never below the first wait");
+    for _ in 0..100 {
+        assert!(
+            jittered.delay_after(2) <= secs(4),
+            "full jitter stays below the ceiling"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_try_this_supervisor_may_not_make_is_not_counted_and_made_at_the_next_check() {
+    let mut r = streaming_encoder();
+    let t0 = Instant::now();
+    step(&mut r, t0, secs(0), stream(ACTIVE), &[], None);
+    // Failing: a restart is due at once; this node may not act (cluster).
+    step(
+        &mut r,
+        t0,
+        secs(1),
+        stream(FAILING),
+        &[stop(1)],
+        Some(secs(2)),
+    );
+    r.action_not_taken(&stop(1));
+    let report = r.report(t0 + secs(1))[0];
+    assert_eq!(report.phase, TrackPhase::NotActing { attempts: 0 });
+    assert_eq!(report.due_in, None, "no recheck of its own: the schedule's");
+    // However long it lasts, nothing counts towards giving up.
+    for at in 2..30 {
+        step(
+            &mut r,
+            t0,
+            secs(at),
+            stream(FAILING),
+            &[stop(1)],
+            Some(secs(at + 1)),
+        );
+        r.action_not_taken(&stop(1));
+    }
+    // May act again: the round goes on where it stood.
+    step(
+        &mut r,
+        t0,
+        secs(40),
+        stream(FAILING),
+        &[stop(1)],
+        Some(secs(41)),
+    );
+    step(
+        &mut r,
+        t0,
+        secs(41),
+        stream(IDLE),
+        &[start(1, true)],
+        Some(secs(46)),
+    );
+    // A try that failed before stays counted when the next one is not made.
+    step(&mut r, t0, secs(46), stream(IDLE), &[], Some(secs(48)));
+    step(
+        &mut r,
+        t0,
+        secs(48),
+        stream(IDLE),
+        &[stop(2)],
+        Some(secs(49)),
+    );
+    step(
+        &mut r,
+        t0,
+        secs(49),
+        stream(IDLE),
+        &[start(2, true)],
+        Some(secs(54)),
+    );
+    r.action_not_taken(&start(2, true));
+    assert_eq!(
+        r.report(t0 + secs(49))[0].phase,
+        TrackPhase::NotActing { attempts: 1 }
+    );
+    step(
+        &mut r,
+        t0,
+        secs(60),
+        stream(IDLE),
+        &[stop(2)],
+        Some(secs(61)),
+    );
+    // Back on air by another node's hand: settled, and no recovery of ours to report.
+    r.action_not_taken(&stop(2));
+    let d = step(&mut r, t0, secs(70), stream(ACTIVE), &[], None);
+    assert!(d.events.is_empty(), "{:?}", d.events);
+    assert_eq!(r.report(t0 + secs(70))[0].phase, TrackPhase::Settled);
 }

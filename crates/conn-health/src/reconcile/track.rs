@@ -86,6 +86,14 @@ pub enum TrackPhase {
     DeferredToDevice,
     /// Paused by an operator: observed, never acted on.
     Held,
+    /// A try was due, but this supervisor may not act on the encoder now (another
+    /// node of its cluster owns it, or it cannot renew its lease): nothing was sent
+    /// and nothing counted. The next check that finds it still out of its desired
+    /// state makes the try.
+    NotActing {
+        /// Tries of the round that failed before.
+        attempts: u32,
+    },
 }
 
 /// A command for the device.
@@ -151,7 +159,7 @@ impl Track {
             TrackPhase::Stopping { attempt, .. }
             | TrackPhase::Starting { attempt, .. }
             | TrackPhase::Backoff { attempt, .. } => attempt,
-            TrackPhase::GaveUp { attempts, .. } => attempts,
+            TrackPhase::GaveUp { attempts, .. } | TrackPhase::NotActing { attempts } => attempts,
             _ => 0,
         }
     }
@@ -177,7 +185,12 @@ impl Track {
             TrackPhase::Starting { deadline, .. } => Some(deadline),
             TrackPhase::Backoff { next_at, .. } => Some(next_at),
             TrackPhase::GaveUp { retry_at, .. } => Some(retry_at),
-            TrackPhase::Settled | TrackPhase::DeferredToDevice | TrackPhase::Held => None,
+            // Not acting waits for the regular checks: it has nothing of its own to
+            // wait for, and looking sooner would only be refused again.
+            TrackPhase::Settled
+            | TrackPhase::DeferredToDevice
+            | TrackPhase::Held
+            | TrackPhase::NotActing { .. } => None,
         }
     }
 
@@ -202,9 +215,13 @@ impl Track {
         match observed {
             Observed::Active => {
                 let attempts = self.attempts();
+                // Not acting here, it came back by someone else's hand.
                 let was_acting = !matches!(
                     self.phase,
-                    TrackPhase::Settled | TrackPhase::Held | TrackPhase::Diverged { .. }
+                    TrackPhase::Settled
+                        | TrackPhase::Held
+                        | TrackPhase::Diverged { .. }
+                        | TrackPhase::NotActing { .. }
                 );
                 self.settle();
                 if held {
@@ -292,8 +309,24 @@ impl Track {
                     step.recheck_at = Some(retry_at);
                 }
             }
+            TrackPhase::NotActing { attempts } => {
+                self.begin(now, attempts + 1, failing, policy, &mut step)
+            }
         }
         step
+    }
+
+    /// The command of the current try was not sent: this supervisor may not act on
+    /// the encoder now. The try is taken back, uncounted; it is made again by the
+    /// next check that still finds the replicator out of its desired state.
+    pub(crate) fn command_not_taken(&mut self) {
+        if let TrackPhase::Stopping { attempt, .. } | TrackPhase::Starting { attempt, .. } =
+            self.phase
+        {
+            self.phase = TrackPhase::NotActing {
+                attempts: attempt.saturating_sub(1),
+            };
+        }
     }
 
     /// A command the device refused or did not answer: the try failed.

@@ -102,7 +102,7 @@ pub enum SupervisionEvent {
 pub struct ActionRecord {
     /// The action's label (`restart_stream`, …).
     pub action: &'static str,
-    /// `ok` or `error`.
+    /// `ok`, `error`, or `not_taken` (this supervisor may not act on the encoder).
     pub outcome: &'static str,
     /// The device's error, if any (bounded, escaped).
     pub error: Option<String>,
@@ -319,6 +319,29 @@ impl EncoderSupervision {
         }
         self.recompute(now, wall);
         events
+    }
+
+    /// An action from a [`Plan`] was not carried out because this supervisor may not
+    /// act on the encoder now (in a cluster: another node owns it, or this node cannot
+    /// renew its lease); `why` says so. Nothing reached the device, so no try is
+    /// counted and no backoff grows: the next regular check makes the try again,
+    /// and a node that may act again picks up where the round stood.
+    pub fn action_not_taken(
+        &mut self,
+        now: Instant,
+        wall: SystemTime,
+        action: &Action,
+        why: &str,
+    ) -> Vec<SupervisionEvent> {
+        self.last_action = Some(ActionRecord {
+            action: action.label(),
+            outcome: "not_taken",
+            error: Some(bounded(why)),
+            at: wall,
+        });
+        self.reconciler.action_not_taken(action);
+        self.recompute(now, wall);
+        Vec::new()
     }
 
     /// Pauses (`true`) or resumes reconciliation; the status follows at once.

@@ -20,6 +20,7 @@ fn policy() -> SupervisionPolicy {
             grace: secs(10),
             settle: secs(1),
             start_timeout: secs(5),
+            backoff: helo_transport::Backoff::new(secs(2), secs(60)).without_jitter(),
             ..ReconcilePolicy::default()
         },
         schedule: CheckSchedule {
@@ -202,6 +203,50 @@ async fn a_refused_action_fails_its_try_and_is_recorded() {
     assert_eq!(
         (last.outcome, last.error.as_deref()),
         ("error", Some("refused\\n"))
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_action_not_taken_is_recorded_uncounted_and_looked_at_on_schedule() {
+    let mut s = streaming();
+    let t0 = Instant::now();
+    let wall = SystemTime::now();
+    let plan = s.checked(t0, wall, check(Some(4), true), CheckFindings::default());
+    let events = s.action_not_taken(t0, wall, &plan.actions[0], "not acting: demoted");
+    assert!(events.is_empty(), "{events:?}");
+    let report = s.report(t0);
+    let last = report.last_action.unwrap();
+    assert_eq!(
+        (last.outcome, last.error.as_deref()),
+        ("not_taken", Some("not acting: demoted"))
+    );
+    assert_eq!(report.tracks[0].attempts, 0);
+    assert_eq!(
+        report.status.level,
+        StatusLevel::Critical,
+        "still not on air"
+    );
+    assert!(
+        report.status.summary().contains("may not act"),
+        "{}",
+        report.status.summary()
+    );
+    // Looked at again at the unhealthy interval, not at once: refused again would be
+    // all a sooner check could do.
+    assert_eq!(s.next_check_at(t0, 0.5), t0 + secs(5));
+    // Once it may act, the next check makes the same try.
+    let plan = s.checked(
+        t0 + secs(5),
+        wall,
+        check(Some(4), true),
+        CheckFindings::default(),
+    );
+    assert_eq!(
+        plan.actions,
+        [Action::Stop {
+            activity: Activity::Stream,
+            attempt: 1
+        }]
     );
 }
 

@@ -5,12 +5,11 @@ use std::{
     task::{ready, Context, Poll},
 };
 
-use helo_transport::BoxError;
+use helo_transport::{BoxError, Outcome, RequestClock};
 use pin_project_lite::pin_project;
 use tokio::time::Instant;
 
 use super::Handles;
-use crate::requests::RequestOutcome;
 
 pin_project! {
     /// The response future of [`Metrics`](super::Metrics): records the request when it
@@ -51,13 +50,20 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let result = ready!(this.inner.poll(cx)).map_err(Into::into);
+        let (polled, finished) = RequestClock::polling(|| this.inner.poll(cx));
+        let result = ready!(polled).map_err(Into::into);
         let outcome = match &result {
-            Ok(_) => RequestOutcome::Ok,
-            Err(err) => RequestOutcome::of_error(&**err),
+            Ok(_) => Outcome::Success,
+            Err(err) => Outcome::of(&**err),
         };
-        this.handles
-            .record(this.operation, outcome, this.start.elapsed());
+        // When a layer inside (the health layer) read the clock as the request
+        // finished, that instant is the end; otherwise read it here.
+        let end = finished.unwrap_or_else(Instant::now);
+        this.handles.record(
+            this.operation,
+            outcome,
+            end.saturating_duration_since(*this.start),
+        );
         Poll::Ready(result)
     }
 }

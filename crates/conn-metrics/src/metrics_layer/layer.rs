@@ -9,15 +9,16 @@ use crate::registry::HeloMetrics;
 /// operation, outcome}` and `helo_request_duration_seconds{encoder_id, operation}`.
 ///
 /// The operation comes from [`HeloRequest::operation`](helo_transport::HeloRequest::operation);
-/// the outcome is `ok`, or `unsupported` for a parameter the device does not know, or
-/// the error's [`ErrorClass`](helo_transport::ErrorClass) (`connection`, `timeout`,
-/// `other` — a thermal layer's overload rejection counts as `other`). Placed outside a
-/// `Timeout` layer, it counts that layer's expiries as `timeout`.
+/// the outcome is [`Outcome::of`](helo_transport::Outcome::of) the error (or `ok`), the
+/// same classification the thermal and health layers use: `unsupported` and `rejected`
+/// for answers, `shed` for work a load-shedding layer below refused, `queue_timeout`,
+/// `timeout`, `connection`, `unavailable`, `auth`, `protocol`, `other`. Placed outside
+/// a tower `Timeout` layer, it counts that layer's expiries as `timeout`.
 ///
 /// Build one layer per encoder (clones share its handles); each operation × outcome
 /// handle is resolved on its first use and cached, so that recording costs no
 /// allocation or hashing per request, and series that never happen are never
-/// exported (with 6 operations × 5 outcomes that is most of them). After
+/// exported (with 6 operations × 11 outcomes that is most of them). After
 /// [`HeloMetrics::remove_encoder`] a layer built before keeps counting into series
 /// that are no longer exported: build a new one when the encoder comes back.
 ///

@@ -2,7 +2,9 @@
 //! `helo_request_duration_seconds`.
 //!
 //! The label handles for one encoder are resolved once, on the first request of each
-//! operation and outcome, then cached: a request costs a clock read, an `Arc` clone,
+//! operation and outcome, then cached: a request costs a clock read (the other one,
+//! at its end, is the health layer's when it sits inside, see
+//! [`RequestClock`](helo_transport::RequestClock)), an `Arc` clone,
 //! one atomic increment and one histogram observation — no allocation, no hashing.
 //! Series that never happen are never created, which keeps a 5 000-encoder scrape
 //! small.
@@ -17,16 +19,13 @@ use std::{
     time::Duration,
 };
 
-use helo_transport::{BoxError, HeloRequest};
+use helo_transport::{BoxError, HeloRequest, Outcome, RequestClock};
 use prometheus::{Histogram, IntCounter};
 use tokio::time::Instant;
 use tower::Service;
 
 pub use self::{future::ResponseFuture, layer::MetricsLayer};
-use crate::{
-    registry::HeloMetrics,
-    requests::{RequestMetrics, RequestOutcome},
-};
+use crate::{registry::HeloMetrics, requests::RequestMetrics};
 
 /// Every value [`HeloRequest::operation`] gives today; anything else (a newer
 /// transport) still gets counted, through the slower labelled path.
@@ -93,13 +92,11 @@ where
 
     fn call(&mut self, req: HeloRequest) -> Self::Future {
         let operation = req.operation();
+        // The request's first clock read, shared with the layers inside (the health
+        // layer's start, the connection's deadline when the wire is free).
         let start = Instant::now();
-        ResponseFuture::new(
-            self.inner.call(req),
-            Arc::clone(&self.handles),
-            operation,
-            start,
-        )
+        let inner = RequestClock::calling(start, || self.inner.call(req));
+        ResponseFuture::new(inner, Arc::clone(&self.handles), operation, start)
     }
 }
 
@@ -108,7 +105,7 @@ where
 #[derive(Default)]
 struct OperationSeries {
     duration: OnceLock<Histogram>,
-    outcomes: [OnceLock<IntCounter>; RequestOutcome::ALL.len()],
+    outcomes: [OnceLock<IntCounter>; Outcome::ALL.len()],
 }
 
 /// The label handles of one encoder, resolved on first use and cached.
@@ -131,7 +128,7 @@ impl Handles {
     }
 
     /// Records one finished request.
-    pub(crate) fn record(&self, operation: &'static str, outcome: RequestOutcome, took: Duration) {
+    pub(crate) fn record(&self, operation: &'static str, outcome: Outcome, took: Duration) {
         match OPERATIONS.iter().position(|known| *known == operation) {
             Some(i) => {
                 let series = &self.operations[i];

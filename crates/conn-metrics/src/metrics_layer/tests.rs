@@ -1,17 +1,19 @@
 use std::time::Duration;
 
-use helo_transport::{DeviceName, HeloError, HeloRequest, HeloResponse, TimeoutPhase};
+use helo_transport::{
+    ConnectionId, DeviceName, HeloError, HeloRequest, HeloResponse, Outcome, Overloaded,
+    TimeoutPhase,
+};
 use tower::{Layer, Service, ServiceBuilder, ServiceExt};
 use tower_test::mock;
 
 use super::*;
-use crate::requests::RequestOutcome;
 
 fn dev() -> DeviceName {
     DeviceName::from("enc-1")
 }
 
-fn count(metrics: &HeloMetrics, op: &str, outcome: RequestOutcome) -> u64 {
+fn count(metrics: &HeloMetrics, op: &str, outcome: Outcome) -> u64 {
     metrics
         .requests()
         .requests_total("enc-1", op, outcome)
@@ -40,8 +42,8 @@ async fn ok_is_counted_and_timed() {
     send.send_response(HeloResponse::LoggedIn);
     assert_eq!(fut.await.unwrap(), HeloResponse::LoggedIn);
 
-    assert_eq!(count(&metrics, "get_param", RequestOutcome::Ok), 1);
-    assert_eq!(count(&metrics, "get_param", RequestOutcome::Other), 0);
+    assert_eq!(count(&metrics, "get_param", Outcome::Success), 1);
+    assert_eq!(count(&metrics, "get_param", Outcome::Other), 0);
     let (n, sum) = duration(&metrics, "get_param");
     assert_eq!(n, 1);
     assert!((sum - 0.25).abs() < 1e-3, "{sum}");
@@ -54,14 +56,14 @@ async fn errors_count_under_their_class() {
     let (mock, mut handle) = mock::pair::<HeloRequest, HeloResponse>();
     let mut svc = MetricsLayer::new(&metrics, "enc-1").layer(mock);
 
-    let errors: Vec<(HeloError, RequestOutcome)> = vec![
+    let errors: Vec<(HeloError, Outcome)> = vec![
         (
             HeloError::Rejected {
                 device: dev(),
                 request: "set eParamID_X".into(),
                 message: "read only".into(),
             },
-            RequestOutcome::Other,
+            Outcome::Rejected,
         ),
         (
             HeloError::UnsupportedParam {
@@ -69,7 +71,7 @@ async fn errors_count_under_their_class() {
                 request: "set eParamID_X".into(),
                 param: "eParamID_X".into(),
             },
-            RequestOutcome::Unsupported,
+            Outcome::Unsupported,
         ),
         (
             HeloError::Connect {
@@ -77,7 +79,7 @@ async fn errors_count_under_their_class() {
                 request: "set eParamID_X".into(),
                 source: "refused".into(),
             },
-            RequestOutcome::Connection,
+            Outcome::Connection,
         ),
         (
             HeloError::Timeout {
@@ -86,7 +88,7 @@ async fn errors_count_under_their_class() {
                 phase: TimeoutPhase::Response,
                 after: Duration::from_secs(3),
             },
-            RequestOutcome::Timeout,
+            Outcome::Timeout,
         ),
     ];
     for (err, outcome) in errors {
@@ -105,10 +107,35 @@ async fn errors_count_under_their_class() {
         );
         assert_eq!(count(&metrics, "set_param", outcome), 1, "{outcome}");
     }
-    assert_eq!(count(&metrics, "set_param", RequestOutcome::Ok), 0);
+    assert_eq!(count(&metrics, "set_param", Outcome::Success), 0);
     let (n, sum) = duration(&metrics, "set_param");
     assert_eq!(n, 4);
     assert!((sum - 0.04).abs() < 1e-3, "{sum}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn shed_work_is_labelled_shed_not_other() {
+    let metrics = HeloMetrics::new().unwrap();
+    let shed = |req: HeloRequest| async move {
+        Err::<HeloResponse, _>(Overloaded::connection(
+            dev(),
+            ConnectionId::from_raw(3),
+            req,
+            4,
+            50.0,
+        ))
+    };
+    let svc = MetricsLayer::new(&metrics, "enc-1").layer(tower::service_fn(shed));
+    let err = svc
+        .oneshot(HeloRequest::get("eParamID_X"))
+        .await
+        .unwrap_err();
+    assert!(err.is::<Overloaded>(), "{err}");
+    assert_eq!(count(&metrics, "get_param", Outcome::Shed), 1);
+    assert_eq!(count(&metrics, "get_param", Outcome::Other), 0);
+    assert!(metrics.gather_text().contains(
+        r#"helo_requests_total{encoder_id="enc-1",operation="get_param",outcome="shed"} 1"#
+    ));
 }
 
 #[tokio::test(start_paused = true)]
@@ -125,7 +152,7 @@ async fn an_inner_timeout_layer_counts_as_timeout() {
     let err = fut.await.unwrap_err();
     assert!(err.is::<tower::timeout::error::Elapsed>(), "{err}");
 
-    assert_eq!(count(&metrics, "login", RequestOutcome::Timeout), 1);
+    assert_eq!(count(&metrics, "login", Outcome::Timeout), 1);
     let (n, sum) = duration(&metrics, "login");
     assert_eq!(n, 1);
     assert!((sum - 2.0).abs() < 1e-3, "{sum}");
@@ -140,7 +167,7 @@ async fn readiness_errors_pass_through_uncounted() {
     let err = svc.ready().await.unwrap_err();
     assert_eq!(err.to_string(), "closed");
     for op in OPERATIONS {
-        for outcome in RequestOutcome::ALL {
+        for outcome in Outcome::ALL {
             assert_eq!(count(&metrics, op, outcome), 0);
         }
     }
@@ -165,8 +192,8 @@ async fn layer_clones_share_series_and_only_used_series_exist() {
     })
     .await
     .unwrap();
-    assert_eq!(count(&metrics, "connect_events", RequestOutcome::Ok), 1);
-    assert_eq!(count(&metrics, "wait_events", RequestOutcome::Ok), 1);
+    assert_eq!(count(&metrics, "connect_events", Outcome::Success), 1);
+    assert_eq!(count(&metrics, "wait_events", Outcome::Success), 1);
     let text = metrics.gather_text();
     let counters = text
         .lines()
@@ -197,8 +224,8 @@ fn every_operation_of_the_transport_has_a_cached_slot() {
 fn an_unknown_operation_is_still_recorded() {
     let metrics = HeloMetrics::new().unwrap();
     let handles = Handles::new(&metrics, "enc-1");
-    handles.record("reboot", RequestOutcome::Ok, Duration::from_millis(5));
-    assert_eq!(count(&metrics, "reboot", RequestOutcome::Ok), 1);
+    handles.record("reboot", Outcome::Success, Duration::from_millis(5));
+    assert_eq!(count(&metrics, "reboot", Outcome::Success), 1);
     assert_eq!(duration(&metrics, "reboot").0, 1);
 }
 

@@ -1,16 +1,40 @@
-//! The fleet configuration file (TOML): parsed strictly, validated completely, and
+//! The fleet configuration file (TOML): parsed tolerantly, validated completely, and
 //! reported with the key and line of every mistake before anything starts.
+//!
+//! A file that is not TOML at all is one mistake. Otherwise every table is walked
+//! (`raw`), every value checked, and all mistakes are reported together, in file
+//! order. Work is linear in the size of the file: lines are found by binary search in
+//! an index built once (`lines`).
 
+mod admin;
+mod cluster;
 mod duration;
+mod encoder;
+mod issues;
+mod lines;
 mod raw;
+mod secrets;
+mod syntax;
 mod tunables;
 
-use std::{collections::HashMap, fmt, net::SocketAddr, path::Path};
+use std::{
+    collections::{hash_map::Entry, HashMap},
+    fmt,
+    net::SocketAddr,
+    path::Path,
+};
 
-use helo_transport::{DeviceConfig, Password};
+use helo_transport::DeviceConfig;
+use toml_edit::ImDocument;
 
-use self::raw::{RawEncoder, RawFile};
-pub use self::{duration::parse_duration, tunables::Tunables};
+pub use self::{
+    admin::{AdminSettings, TlsFiles},
+    cluster::{ClusterSettings, CLUSTER_NODE_ENV, DEFAULT_LEASE_TTL},
+    duration::parse_duration,
+    secrets::AdminToken,
+    tunables::Tunables,
+};
+use self::{issues::Issues, raw::RawFile, secrets::SecretFiles};
 
 /// The default admin address: loopback only, so metrics and manual cooling are not
 /// exposed to the network unless the operator says so.
@@ -96,15 +120,44 @@ impl fmt::Debug for EncoderConfig {
 pub struct FleetConfig {
     /// Where the admin HTTP server listens.
     pub admin_listen: SocketAddr,
+    /// Who may use the admin API (token) and over what (TLS).
+    pub admin: AdminSettings,
+    /// The cluster this node belongs to; `None`: it supervises the fleet alone.
+    pub cluster: Option<ClusterSettings>,
     /// Fleet-wide defaults (before per-encoder overrides).
     pub defaults: Tunables,
     /// The encoders.
     pub encoders: Vec<EncoderConfig>,
+    /// Things accepted that the operator should know about (e.g. a password file
+    /// readable by others, allowed by `allow_insecure_password_files`), in file order.
+    pub warnings: Vec<ConfigIssue>,
 }
 
 impl FleetConfig {
-    /// Reads and validates a configuration file.
+    /// A configuration built in code (the demo, tests, embedders): these encoders and
+    /// defaults, no admin token or TLS, no cluster, no warnings.
+    pub fn new(admin_listen: SocketAddr, defaults: Tunables, encoders: Vec<EncoderConfig>) -> Self {
+        Self {
+            admin_listen,
+            defaults,
+            encoders,
+            admin: AdminSettings::default(),
+            cluster: None,
+            warnings: Vec::new(),
+        }
+    }
+
+    /// Reads and validates a configuration file, and logs its warnings.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let config = Self::read(path)?;
+        for w in &config.warnings {
+            tracing::warn!(key = %w.key, line = w.line, "configuration: {}", w.message);
+        }
+        Ok(config)
+    }
+
+    /// Reads and validates a configuration file; the warnings are left to the caller.
+    pub fn read(path: &Path) -> Result<Self, ConfigError> {
         let name = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
             source_name: name.clone(),
@@ -118,7 +171,8 @@ impl FleetConfig {
     }
 
     /// Parses and validates configuration text. `env` looks up environment variables
-    /// (for `password_env`); `base` resolves relative `password_file` paths.
+    /// (`password_env`, `admin_token_env`, `HELO_CLUSTER_NODE`); `base` resolves
+    /// relative file paths (`password_file`, `admin_token_file`, `admin_tls_*`).
     pub fn parse(
         source_name: &str,
         text: &str,
@@ -129,201 +183,99 @@ impl FleetConfig {
             source_name: source_name.to_string(),
             issues,
         };
-        let raw: RawFile = toml::from_str(text).map_err(|e| {
-            let line = e.span().map(|s| line_of(text, s.start));
-            fail(vec![ConfigIssue {
-                key: raw::key_of_toml_error(e.message()),
-                line,
-                message: e.message().trim().to_string(),
-            }])
-        })?;
-        let mut issues = Vec::new();
+        let doc = ImDocument::parse(text).map_err(|e| fail(vec![syntax::issue(text, &e)]))?;
+        let mut issues = Issues::new(text);
+        let raw = RawFile::read(&doc, &mut issues);
         let admin_listen = match &raw.admin_listen {
             None => DEFAULT_ADMIN_LISTEN.parse().ok(),
-            Some(s) => match s.get_ref().parse::<SocketAddr>() {
+            Some(at) => match at.value.parse::<SocketAddr>() {
                 Ok(a) => Some(a),
                 Err(_) => {
-                    issues.push(ConfigIssue {
-                        key: "admin_listen".into(),
-                        line: Some(line_of(text, s.span().start)),
-                        message: format!("{:?} is not an address like 127.0.0.1:9898", s.get_ref()),
-                    });
+                    issues.error(
+                        "admin_listen",
+                        at.line,
+                        format!(
+                            "{} is not an address like 127.0.0.1:9898",
+                            issues::quoted(&at.value)
+                        ),
+                    );
                     None
                 }
             },
         };
+        let files = SecretFiles {
+            base,
+            allow_insecure: raw
+                .allow_insecure_password_files
+                .as_ref()
+                .is_some_and(|at| at.value),
+        };
+        let admin = admin::resolve(&raw, admin_listen, env, &files, &mut issues);
+        let cluster = raw
+            .cluster
+            .as_ref()
+            .and_then(|c| cluster::resolve(c, env, &mut issues));
         let defaults =
-            Tunables::default().overridden(raw.defaults.as_ref(), "defaults", text, &mut issues);
-        if raw.encoder.is_empty() {
-            issues.push(ConfigIssue {
-                key: "encoder".into(),
-                line: None,
-                message: "no [[encoder]] entries: nothing to supervise".into(),
-            });
+            Tunables::default().overridden(raw.defaults.as_ref(), "defaults", &mut issues);
+        if raw.encoders.is_empty() {
+            issues.error(
+                "encoder",
+                None,
+                "no [[encoder]] entries: nothing to supervise",
+            );
         }
-        let mut seen: HashMap<String, usize> = HashMap::new();
-        let mut encoders = Vec::new();
-        for (i, enc) in raw.encoder.iter().enumerate() {
-            let key = format!("encoder[{i}]");
-            if let Some(e) = resolve_encoder(enc, &key, &defaults, text, env, base, &mut issues) {
-                let line = line_of(text, enc.id.span().start);
-                if let Some(first) = seen.insert(e.id.clone(), line) {
-                    issues.push(ConfigIssue {
-                        key: format!("{key}.id"),
-                        line: Some(line),
-                        message: format!("duplicate encoder id {:?} (first on line {first})", e.id),
-                    });
-                    continue;
+        let mut seen: HashMap<&str, Option<usize>> = HashMap::with_capacity(raw.encoders.len());
+        let mut encoders = Vec::with_capacity(raw.encoders.len());
+        for enc in &raw.encoders {
+            if let Some(id) = &enc.id {
+                match seen.entry(id.value.trim()) {
+                    Entry::Vacant(first) => {
+                        first.insert(id.line);
+                    }
+                    Entry::Occupied(first) => {
+                        let first = first
+                            .get()
+                            .map_or(String::new(), |l| format!(" (first on line {l})"));
+                        issues.error(
+                            format!("{}.id", enc.key),
+                            id.line,
+                            format!(
+                                "duplicate encoder id {}{first}",
+                                issues::quoted(id.value.trim())
+                            ),
+                        );
+                    }
                 }
+            }
+            if let Some(e) = encoder::resolve(enc, &defaults, env, &files, &mut issues) {
                 encoders.push(e);
             }
         }
-        issues.sort_by_key(|i| i.line.unwrap_or(usize::MAX));
+        if let (Some(raw), Some(settings)) = (&raw.cluster, &cluster) {
+            cluster::check_request_timeouts(raw, settings, &encoders, &mut issues);
+        }
+        let (errors, warnings) = issues.finish();
         match admin_listen {
-            Some(admin_listen) if issues.is_empty() => Ok(Self {
+            Some(admin_listen) if errors.is_empty() => Ok(Self {
                 admin_listen,
+                admin,
+                cluster,
                 defaults,
                 encoders,
+                warnings,
             }),
-            _ => Err(fail(issues)),
+            _ => Err(fail(errors)),
         }
     }
 }
 
-fn resolve_encoder(
-    enc: &RawEncoder,
-    key: &str,
-    defaults: &Tunables,
-    text: &str,
-    env: &dyn Fn(&str) -> Option<String>,
-    base: Option<&Path>,
-    issues: &mut Vec<ConfigIssue>,
-) -> Option<EncoderConfig> {
-    let before = issues.len();
-    let mut issue = |field: &str, span: std::ops::Range<usize>, message: String| {
-        issues.push(ConfigIssue {
-            key: format!("{key}.{field}"),
-            line: Some(line_of(text, span.start)),
-            message,
-        })
-    };
-    let id = enc.id.get_ref().trim().to_string();
-    if id.is_empty()
-        || id.len() > 64
-        || !id
+/// Letters, digits, `.`, `_` and `-`, 1 to 64 of them: encoder ids, cluster and node
+/// names (they become metric labels, URL paths and etcd keys).
+fn is_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
-    {
-        issue(
-            "id",
-            enc.id.span(),
-            format!("{id:?} must be 1–64 characters of letters, digits, '.', '_' or '-'"),
-        );
-    }
-    let sources = [
-        enc.password.as_ref().map(|s| ("password", s.span())),
-        enc.password_file
-            .as_ref()
-            .map(|s| ("password_file", s.span())),
-        enc.password_env
-            .as_ref()
-            .map(|s| ("password_env", s.span())),
-    ];
-    let given: Vec<_> = sources.iter().flatten().collect();
-    let mut password = None;
-    if given.len() > 1 {
-        issue(
-            given[1].0,
-            given[1].1.clone(),
-            "give at most one of password, password_file, password_env".into(),
-        );
-    } else if let Some(p) = &enc.password {
-        password = Some(Password::new(p.get_ref().clone()));
-    } else if let Some(var) = &enc.password_env {
-        match env(var.get_ref()) {
-            Some(v) if !v.is_empty() => password = Some(Password::new(v)),
-            _ => issue(
-                "password_env",
-                var.span(),
-                format!("environment variable {} is not set", var.get_ref()),
-            ),
-        }
-    } else if let Some(file) = &enc.password_file {
-        let path = Path::new(file.get_ref());
-        let path = match base {
-            Some(b) if path.is_relative() => b.join(path),
-            _ => path.to_path_buf(),
-        };
-        match std::fs::read_to_string(&path) {
-            Ok(s) if !s.trim_end_matches(['\r', '\n']).is_empty() => {
-                password = Some(Password::new(s.trim_end_matches(['\r', '\n']).to_string()))
-            }
-            Ok(_) => issue(
-                "password_file",
-                file.span(),
-                format!("{} is empty", path.display()),
-            ),
-            Err(e) => issue(
-                "password_file",
-                file.span(),
-                format!("cannot read {}: {e}", path.display()),
-            ),
-        }
-    }
-    let tunables = defaults.overridden(
-        enc.overrides.as_ref(),
-        &format!("{key}.overrides"),
-        text,
-        issues,
-    );
-    for (name, offset) in enc
-        .overrides
-        .as_ref()
-        .map(|o| o.fleet_only())
-        .unwrap_or_default()
-    {
-        issues.push(ConfigIssue {
-            key: format!("{key}.overrides.{name}"),
-            line: Some(line_of(text, offset)),
-            message: "applies to the whole fleet; set it in [defaults]".into(),
-        });
-    }
-    let device = DeviceConfig::from_url(id.as_str(), enc.url.get_ref())
-        .and_then(|d| d.with_request_timeout(tunables.request_timeout))
-        .and_then(|d| d.with_connect_timeout(tunables.connect_timeout));
-    let device = match device {
-        Ok(d) => d.with_password(password),
-        Err(e) => {
-            let message = match &e {
-                helo_transport::HeloError::InvalidConfig { detail, .. } => detail.clone(),
-                other => other.to_string(),
-            };
-            issues.push(ConfigIssue {
-                key: format!("{key}.url"),
-                line: Some(line_of(text, enc.url.span().start)),
-                message,
-            });
-            return None;
-        }
-    };
-    (issues.len() == before).then(|| EncoderConfig {
-        id,
-        device,
-        expect_streaming: enc.expect_streaming.unwrap_or(false),
-        expect_recording: enc.expect_recording.unwrap_or(false),
-        hold: enc.hold.unwrap_or(false),
-        tunables,
-    })
-}
-
-/// The 1-based line of a byte offset.
-fn line_of(text: &str, offset: usize) -> usize {
-    text.as_bytes()
-        .iter()
-        .take(offset.min(text.len()))
-        .filter(|&&b| b == b'\n')
-        .count()
-        + 1
 }
 
 #[cfg(test)]

@@ -1,51 +1,463 @@
-//! The file as written, before validation: every value keeps its span so errors can
-//! name the line.
+//! The file as written, before validation. A tolerant walk over the parsed document
+//! (`toml_edit`) that notes every unknown key, wrong type and missing required key in
+//! every table, instead of stopping at the first, and keeps the line of every value.
 
-use serde::Deserialize;
-use toml::Spanned;
+use helo_transport::Password;
+use toml_edit::{ImDocument, Item, TableLike, Value};
 
+use super::issues::{quoted, Issues};
 pub(super) use super::tunables::RawTunables;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawFile {
-    pub(super) admin_listen: Option<Spanned<String>>,
-    pub(super) defaults: Option<RawTunables>,
-    #[serde(default)]
-    pub(super) encoder: Vec<RawEncoder>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawEncoder {
-    pub(super) id: Spanned<String>,
-    pub(super) url: Spanned<String>,
-    pub(super) password: Option<Spanned<String>>,
-    pub(super) password_file: Option<Spanned<String>>,
-    pub(super) password_env: Option<Spanned<String>>,
-    pub(super) expect_streaming: Option<bool>,
-    pub(super) expect_recording: Option<bool>,
-    pub(super) hold: Option<bool>,
-    pub(super) overrides: Option<RawTunables>,
+/// A value and the line it was written on.
+#[derive(Clone)]
+pub(super) struct At<T> {
+    pub(super) value: T,
+    pub(super) line: Option<usize>,
 }
 
 /// A duration as text (`"30s"`) or a number of seconds.
-#[derive(Deserialize, Clone)]
-#[serde(untagged)]
+#[derive(Clone)]
 pub(super) enum RawDuration {
     Text(String),
     Secs(f64),
 }
 
-/// Pulls the offending key out of a toml/serde message such as
-/// "unknown field `foo`, expected one of …" so the error leads with it.
-pub(super) fn key_of_toml_error(message: &str) -> String {
-    for marker in ["unknown field `", "missing field `", "duplicate key `"] {
-        if let Some(rest) = message.split(marker).nth(1) {
-            if let Some(key) = rest.split('`').next() {
-                return key.to_string();
+/// The whole file.
+pub(super) struct RawFile {
+    pub(super) admin_listen: Option<At<String>>,
+    pub(super) admin_token_file: Option<At<String>>,
+    pub(super) admin_token_env: Option<At<String>>,
+    pub(super) admin_tls_cert: Option<At<String>>,
+    pub(super) admin_tls_key: Option<At<String>>,
+    pub(super) allow_insecure_password_files: Option<At<bool>>,
+    pub(super) defaults: Option<RawTunables>,
+    pub(super) encoders: Vec<RawEncoder>,
+    pub(super) cluster: Option<RawCluster>,
+}
+
+/// One `[[encoder]]` table; `id` and `url` are required, so they are `None` only
+/// when their absence has been reported.
+pub(super) struct RawEncoder {
+    /// `encoder[i]`, the prefix of every key of this table in messages.
+    pub(super) key: String,
+    pub(super) id: Option<At<String>>,
+    pub(super) url: Option<At<String>>,
+    pub(super) password: Option<At<Password>>,
+    pub(super) password_file: Option<At<String>>,
+    pub(super) password_env: Option<At<String>>,
+    pub(super) expect_streaming: Option<At<bool>>,
+    pub(super) expect_recording: Option<At<bool>>,
+    pub(super) hold: Option<At<bool>>,
+    pub(super) overrides: Option<RawTunables>,
+}
+
+/// The strings of an array, each with its index in the array (elements of the wrong
+/// type are reported and left out).
+pub(super) type Strings = Vec<(usize, At<String>)>;
+
+/// The `[cluster]` table.
+pub(super) struct RawCluster {
+    pub(super) line: Option<usize>,
+    pub(super) etcd: Option<At<Strings>>,
+    pub(super) name: Option<At<String>>,
+    pub(super) node: Option<At<String>>,
+    pub(super) lease_ttl: Option<At<RawDuration>>,
+}
+
+const TOP_KEYS: &[&str] = &[
+    "admin_listen",
+    "admin_token_file",
+    "admin_token_env",
+    "admin_tls_cert",
+    "admin_tls_key",
+    "allow_insecure_password_files",
+    "defaults",
+    "encoder",
+    "cluster",
+];
+
+const ENCODER_KEYS: &[&str] = &[
+    "id",
+    "url",
+    "password",
+    "password_file",
+    "password_env",
+    "expect_streaming",
+    "expect_recording",
+    "hold",
+    "overrides",
+];
+
+const CLUSTER_KEYS: &[&str] = &["etcd", "name", "node", "lease_ttl"];
+
+impl RawFile {
+    /// Reads what can be read; every mistake goes to `issues`.
+    pub(super) fn read(doc: &ImDocument<&str>, issues: &mut Issues) -> Self {
+        let top = Table::new(doc.as_table(), String::new(), Some(1), TOP_KEYS, issues);
+        let defaults = top
+            .table("defaults", RawTunables::KEYS, issues)
+            .map(|t| RawTunables::read(&t, issues));
+        let cluster = top
+            .table("cluster", CLUSTER_KEYS, issues)
+            .map(|t| RawCluster::read(&t, issues));
+        let encoders = top
+            .array_of_tables("encoder", issues)
+            .into_iter()
+            .enumerate()
+            .map(|(i, (table, line))| {
+                let t = Table::new(table, format!("encoder[{i}]"), line, ENCODER_KEYS, issues);
+                RawEncoder::read(&t, issues)
+            })
+            .collect();
+        Self {
+            admin_listen: top.get("admin_listen", issues),
+            admin_token_file: top.get("admin_token_file", issues),
+            admin_token_env: top.get("admin_token_env", issues),
+            admin_tls_cert: top.get("admin_tls_cert", issues),
+            admin_tls_key: top.get("admin_tls_key", issues),
+            allow_insecure_password_files: top.get("allow_insecure_password_files", issues),
+            defaults,
+            encoders,
+            cluster,
+        }
+    }
+}
+
+impl RawEncoder {
+    fn read(t: &Table<'_>, issues: &mut Issues) -> Self {
+        Self {
+            key: t.prefix.clone(),
+            id: t.required("id", issues),
+            url: t.required("url", issues),
+            // Wrapped at once, so the secret is never held as a plain string.
+            password: t.get::<String>("password", issues).map(|p| At {
+                value: Password::new(p.value),
+                line: p.line,
+            }),
+            password_file: t.get("password_file", issues),
+            password_env: t.get("password_env", issues),
+            expect_streaming: t.get("expect_streaming", issues),
+            expect_recording: t.get("expect_recording", issues),
+            hold: t.get("hold", issues),
+            overrides: t
+                .table("overrides", RawTunables::KEYS, issues)
+                .map(|o| RawTunables::read(&o, issues)),
+        }
+    }
+}
+
+impl RawCluster {
+    fn read(t: &Table<'_>, issues: &mut Issues) -> Self {
+        Self {
+            line: t.line,
+            etcd: if t.missing("etcd", issues) {
+                None
+            } else {
+                t.strings("etcd", issues)
+            },
+            name: t.required("name", issues),
+            // May come from the environment instead; checked with it.
+            node: t.get("node", issues),
+            lease_ttl: t.get("lease_ttl", issues),
+        }
+    }
+}
+
+/// A TOML value that a key can hold.
+pub(super) trait FromToml: Sized {
+    /// What the key needs, for the message when it holds something else.
+    const EXPECTED: &'static str;
+    fn from_toml(value: &Value) -> Option<Self>;
+}
+
+impl FromToml for String {
+    const EXPECTED: &'static str = "a string";
+    fn from_toml(value: &Value) -> Option<Self> {
+        value.as_str().map(str::to_string)
+    }
+}
+
+impl FromToml for bool {
+    const EXPECTED: &'static str = "true or false";
+    fn from_toml(value: &Value) -> Option<Self> {
+        value.as_bool()
+    }
+}
+
+impl FromToml for i64 {
+    const EXPECTED: &'static str = "a whole number";
+    fn from_toml(value: &Value) -> Option<Self> {
+        value.as_integer()
+    }
+}
+
+impl FromToml for f64 {
+    const EXPECTED: &'static str = "a number";
+    fn from_toml(value: &Value) -> Option<Self> {
+        match value {
+            Value::Integer(i) => Some(*i.value() as f64),
+            Value::Float(f) => Some(*f.value()),
+            _ => None,
+        }
+    }
+}
+
+impl FromToml for RawDuration {
+    const EXPECTED: &'static str = "a duration such as \"30s\" or a number of seconds";
+    fn from_toml(value: &Value) -> Option<Self> {
+        match value {
+            Value::String(s) => Some(Self::Text(s.value().clone())),
+            Value::Integer(i) => Some(Self::Secs(*i.value() as f64)),
+            Value::Float(f) => Some(Self::Secs(*f.value())),
+            _ => None,
+        }
+    }
+}
+
+/// One table of the document (a `[header]` table, a dotted key or an inline table),
+/// with the key prefix its mistakes are reported under.
+pub(super) struct Table<'d> {
+    table: &'d dyn TableLike,
+    /// `""` at the top level, else e.g. `defaults` or `encoder[2].overrides`.
+    prefix: String,
+    /// The line of the header (or of the key that opened it).
+    pub(super) line: Option<usize>,
+}
+
+impl<'d> Table<'d> {
+    /// Wraps `table`, reporting each of its keys that is not in `known`.
+    fn new(
+        table: &'d dyn TableLike,
+        prefix: String,
+        line: Option<usize>,
+        known: &[&str],
+        issues: &mut Issues,
+    ) -> Self {
+        let t = Self {
+            table,
+            prefix,
+            line,
+        };
+        for (name, item) in table.iter() {
+            if item.is_none() || known.contains(&name) {
+                continue;
+            }
+            let shown = quoted(name);
+            let message = match closest(name, known) {
+                Some(near) => format!("unknown key {shown} (did you mean {near:?}?)"),
+                None if known.len() <= 10 => {
+                    format!(
+                        "unknown key {shown} (expected one of: {})",
+                        known.join(", ")
+                    )
+                }
+                None => format!("unknown key {shown} (fleet.example.toml lists every key)"),
+            };
+            // A quoted key may hold anything (`"a\nb"`): shown bare, it would split
+            // the issue over two lines of the report.
+            let bare = name.len() <= 64
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+            let key = t.key(&if bare {
+                name.to_string()
+            } else {
+                shown.clone()
+            });
+            issues.error(key, t.line_of(name, item, issues), message);
+        }
+        t
+    }
+
+    /// The full key of `name` in this table, as messages show it.
+    pub(super) fn key(&self, name: &str) -> String {
+        if self.prefix.is_empty() {
+            name.to_string()
+        } else {
+            format!("{}.{name}", self.prefix)
+        }
+    }
+
+    fn line_of(&self, name: &str, item: &Item, issues: &Issues) -> Option<usize> {
+        issues
+            .line(item.span())
+            .or_else(|| issues.line(self.table.key(name).and_then(|k| k.span())))
+            .or(self.line)
+    }
+
+    /// The value of `name`, if present and of the right type (else reported).
+    pub(super) fn get<T: FromToml>(&self, name: &str, issues: &mut Issues) -> Option<At<T>> {
+        let item = self.table.get(name).filter(|i| !i.is_none())?;
+        let line = self.line_of(name, item, issues);
+        match item.as_value().and_then(T::from_toml) {
+            Some(value) => Some(At { value, line }),
+            None => {
+                issues.error(
+                    self.key(name),
+                    line,
+                    format!("expected {}, found {}", T::EXPECTED, type_name(item)),
+                );
+                None
             }
         }
     }
-    "(syntax)".to_string()
+
+    /// Like [`Table::get`], and reports the key missing.
+    fn required<T: FromToml>(&self, name: &str, issues: &mut Issues) -> Option<At<T>> {
+        if self.missing(name, issues) {
+            return None;
+        }
+        self.get(name, issues)
+    }
+
+    /// Whether the required key `name` is absent (then reported at the header).
+    fn missing(&self, name: &str, issues: &mut Issues) -> bool {
+        let missing = self.table.get(name).is_none_or(Item::is_none);
+        if missing {
+            issues.error(
+                self.key(name),
+                self.line,
+                format!("missing required key {name:?}"),
+            );
+        }
+        missing
+    }
+
+    /// The sub-table `name`, checked against its `known` keys.
+    fn table(&self, name: &str, known: &[&str], issues: &mut Issues) -> Option<Table<'d>> {
+        let item = self.table.get(name).filter(|i| !i.is_none())?;
+        let line = self.line_of(name, item, issues);
+        match item.as_table_like() {
+            Some(table) => Some(Table::new(table, self.key(name), line, known, issues)),
+            None => {
+                issues.error(
+                    self.key(name),
+                    line,
+                    format!("expected a table [{name}], found {}", type_name(item)),
+                );
+                None
+            }
+        }
+    }
+
+    /// The tables of `[[name]]` (or of `name = [{ … }, …]`), with their lines.
+    fn array_of_tables(
+        &self,
+        name: &str,
+        issues: &mut Issues,
+    ) -> Vec<(&'d dyn TableLike, Option<usize>)> {
+        let Some(item) = self.table.get(name).filter(|i| !i.is_none()) else {
+            return Vec::new();
+        };
+        let mut out: Vec<(&'d dyn TableLike, Option<usize>)> = Vec::new();
+        if let Some(tables) = item.as_array_of_tables() {
+            for t in tables.iter() {
+                out.push((t, issues.line(t.span())));
+            }
+            return out;
+        }
+        let Some(array) = item.as_array() else {
+            let line = self.line_of(name, item, issues);
+            issues.error(
+                self.key(name),
+                line,
+                format!("expected [[{name}]] tables, found {}", type_name(item)),
+            );
+            return out;
+        };
+        for (i, value) in array.iter().enumerate() {
+            let line = issues.line(value.span());
+            match value.as_inline_table() {
+                Some(t) => out.push((t, line)),
+                None => issues.error(
+                    format!("{}[{i}]", self.key(name)),
+                    line,
+                    format!(
+                        "expected a table, found {}",
+                        with_article(value.type_name())
+                    ),
+                ),
+            }
+        }
+        out
+    }
+
+    /// An array of strings, each with its index and line.
+    fn strings(&self, name: &str, issues: &mut Issues) -> Option<At<Strings>> {
+        let item = self.table.get(name).filter(|i| !i.is_none())?;
+        let line = self.line_of(name, item, issues);
+        let Some(array) = item.as_array() else {
+            issues.error(
+                self.key(name),
+                line,
+                format!("expected an array of strings, found {}", type_name(item)),
+            );
+            return None;
+        };
+        let mut values = Vec::with_capacity(array.len());
+        for (i, value) in array.iter().enumerate() {
+            let at = issues.line(value.span()).or(line);
+            match value.as_str() {
+                Some(s) => values.push((
+                    i,
+                    At {
+                        value: s.to_string(),
+                        line: at,
+                    },
+                )),
+                None => issues.error(
+                    format!("{}[{i}]", self.key(name)),
+                    at,
+                    format!(
+                        "expected a string, found {}",
+                        with_article(value.type_name())
+                    ),
+                ),
+            }
+        }
+        Some(At {
+            value: values,
+            line,
+        })
+    }
+}
+
+/// What a value is, for messages ("a string", "a table").
+fn type_name(item: &Item) -> String {
+    with_article(item.type_name())
+}
+
+fn with_article(name: &str) -> String {
+    let article = if name.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    };
+    format!("{article} {name}")
+}
+
+/// The known key nearest to a misspelt one, if it is near enough to be a typo.
+fn closest<'k>(name: &str, known: &[&'k str]) -> Option<&'k str> {
+    known
+        .iter()
+        .map(|k| (edit_distance(name, k), *k))
+        .filter(|&(d, k)| d <= 2.max(k.len() / 4))
+        .min_by_key(|&(d, _)| d)
+        .map(|(_, k)| k)
+}
+
+/// Levenshtein distance; keys are short, so the simple two-row version does.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur = vec![0; b.len() + 1];
+    for (i, ca) in a.chars().enumerate() {
+        cur[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitute = prev[j] + usize::from(ca != *cb);
+            cur[j + 1] = substitute.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    prev[b.len()]
 }

@@ -2,10 +2,11 @@
 
 use std::time::Duration;
 
-use serde::Deserialize;
-use toml::Spanned;
-
-use super::{line_of, parse_duration, raw::RawDuration, ConfigIssue};
+use super::{
+    issues::Issues,
+    parse_duration,
+    raw::{At, RawDuration, Table},
+};
 
 /// Converts a raw TOML value into a setting, checking its range.
 trait FromRaw<R>: Sized {
@@ -81,10 +82,19 @@ macro_rules! tunables {
         }
 
         /// The same settings as written in `[defaults]` or `[encoder.overrides]`.
-        #[derive(Deserialize, Default)]
-        #[serde(deny_unknown_fields)]
+        #[derive(Default)]
         pub(crate) struct RawTunables {
-            $( pub(super) $field: Option<Spanned<$raw>>, )*
+            $( pub(super) $field: Option<At<$raw>>, )*
+        }
+
+        impl RawTunables {
+            /// Every key these tables may hold.
+            pub(super) const KEYS: &'static [&'static str] = &[$(stringify!($field)),*];
+
+            /// Reads the settings of `table`; wrong types go to `issues`.
+            pub(super) fn read(table: &Table<'_>, issues: &mut Issues) -> Self {
+                Self { $( $field: table.get(stringify!($field), issues), )* }
+            }
         }
 
         impl Tunables {
@@ -93,69 +103,89 @@ macro_rules! tunables {
                 &self,
                 raw: Option<&RawTunables>,
                 prefix: &str,
-                text: &str,
-                issues: &mut Vec<ConfigIssue>,
+                issues: &mut Issues,
             ) -> Tunables {
                 let mut out = self.clone();
                 let Some(raw) = raw else { return out };
                 $(
-                    if let Some(spanned) = &raw.$field {
-                        let checked = <$ty as FromRaw<$raw>>::from_raw(spanned.get_ref())
+                    if let Some(at) = &raw.$field {
+                        let checked = <$ty as FromRaw<$raw>>::from_raw(&at.value)
                             .and_then(|$v: $ty| { $check?; Ok($v) });
                         match checked {
                             Ok(v) => out.$field = v,
-                            Err(message) => issues.push(ConfigIssue {
-                                key: format!("{prefix}.{}", stringify!($field)),
-                                line: Some(line_of(text, spanned.span().start)),
+                            Err(message) => issues.error(
+                                format!("{prefix}.{}", stringify!($field)),
+                                at.line,
                                 message,
-                            }),
+                            ),
                         }
                     }
                 )*
-                if out.degraded_threshold > out.healthy_threshold {
-                    issues.push(ConfigIssue {
-                        key: format!("{prefix}.degraded_threshold"),
-                        line: raw.degraded_threshold.as_ref().map(|s| line_of(text, s.span().start)),
-                        message: format!(
-                            "degraded_threshold {} is above healthy_threshold {}",
-                            out.degraded_threshold, out.healthy_threshold
-                        ),
-                    });
-                }
-                if out.device_temperature_critical <= out.device_temperature_limit {
-                    issues.push(ConfigIssue {
-                        key: format!("{prefix}.device_temperature_critical"),
-                        line: raw.device_temperature_critical.as_ref().map(|s| line_of(text, s.span().start)),
-                        message: format!(
-                            "device_temperature_critical {} must be above device_temperature_limit {}",
-                            out.device_temperature_critical, out.device_temperature_limit
-                        ),
-                    });
-                }
-                if out.media_available_critical >= out.media_available_min {
-                    issues.push(ConfigIssue {
-                        key: format!("{prefix}.media_available_critical"),
-                        line: raw.media_available_critical.as_ref().map(|s| line_of(text, s.span().start)),
-                        message: format!(
-                            "media_available_critical {} must be below media_available_min {}",
-                            out.media_available_critical, out.media_available_min
-                        ),
-                    });
-                }
-                if out.max_connections < out.min_warm {
-                    issues.push(ConfigIssue {
-                        key: format!("{prefix}.max_connections"),
-                        line: raw.max_connections.as_ref().map(|s| line_of(text, s.span().start)),
-                        message: format!(
-                            "max_connections {} is below min_warm {}",
-                            out.max_connections, out.min_warm
-                        ),
-                    });
-                }
+                out.check_pairs(raw, prefix, issues);
                 out
             }
         }
     };
+}
+
+impl Tunables {
+    /// Settings that must agree with each other. Checked only where this table sets
+    /// one of the pair, so a mistake in `[defaults]` is reported once, not once per
+    /// encoder.
+    fn check_pairs(&self, raw: &RawTunables, prefix: &str, issues: &mut Issues) {
+        // The line of whichever of the two keys is written here (the first if both).
+        fn line_of<A, B>(a: &Option<At<A>>, b: &Option<At<B>>) -> Option<Option<usize>> {
+            match (a, b) {
+                (Some(a), _) => Some(a.line),
+                (None, Some(b)) => Some(b.line),
+                (None, None) => None,
+            }
+        }
+        let mut pair = |key: &str, line: Option<Option<usize>>, bad: bool, message: String| {
+            if let (Some(line), true) = (line, bad) {
+                issues.error(format!("{prefix}.{key}"), line, message);
+            }
+        };
+        pair(
+            "degraded_threshold",
+            line_of(&raw.degraded_threshold, &raw.healthy_threshold),
+            self.degraded_threshold > self.healthy_threshold,
+            format!(
+                "degraded_threshold {} is above healthy_threshold {}",
+                self.degraded_threshold, self.healthy_threshold
+            ),
+        );
+        pair(
+            "device_temperature_critical",
+            line_of(
+                &raw.device_temperature_critical,
+                &raw.device_temperature_limit,
+            ),
+            self.device_temperature_critical <= self.device_temperature_limit,
+            format!(
+                "device_temperature_critical {} must be above device_temperature_limit {}",
+                self.device_temperature_critical, self.device_temperature_limit
+            ),
+        );
+        pair(
+            "media_available_critical",
+            line_of(&raw.media_available_critical, &raw.media_available_min),
+            self.media_available_critical >= self.media_available_min,
+            format!(
+                "media_available_critical {} must be below media_available_min {}",
+                self.media_available_critical, self.media_available_min
+            ),
+        );
+        pair(
+            "max_connections",
+            line_of(&raw.max_connections, &raw.min_warm),
+            self.max_connections < self.min_warm,
+            format!(
+                "max_connections {} is below min_warm {}",
+                self.max_connections, self.min_warm
+            ),
+        );
+    }
 }
 
 const MS: Duration = Duration::from_millis(1);
@@ -175,8 +205,10 @@ tunables! {
     connect_timeout: Duration = helo_transport::DEFAULT_CONNECT_TIMEOUT, from RawDuration, check |v| in_range(&v, 100 * MS, 60 * SEC);
     /// Deadline of one whole health check (all checks run concurrently under it).
     health_deadline: Duration = Duration::from_secs(5), from RawDuration, check |v| in_range(&v, 100 * MS, 120 * SEC);
-    /// Warm connections kept per encoder.
-    min_warm: usize = 3, from i64, check |v| in_range(&v, 1, 32);
+    /// Connections kept warm per encoder, counting the one a check is using. One is
+    /// enough for the supervisor's own checks (a broken one is replaced before the
+    /// next check); more only buy spares that keepalive pings cost the device.
+    min_warm: usize = 1, from i64, check |v| in_range(&v, 1, 32);
     /// Connections per encoder at most.
     max_connections: usize = 6, from i64, check |v| in_range(&v, 1, 64);
     /// Requests one connection may queue at full allowed load (HTTP/1.1 carries one at
@@ -232,14 +264,14 @@ tunables! {
 
 impl RawTunables {
     /// Keys set here that only the fleet-wide managers read (pools, thermal model,
-    /// health scoring), so they cannot differ per encoder; with their offsets.
-    pub(super) fn fleet_only(&self) -> Vec<(&'static str, usize)> {
+    /// health scoring), so they cannot differ per encoder; with their lines.
+    pub(super) fn fleet_only(&self) -> Vec<(&'static str, Option<usize>)> {
         let mut found = Vec::new();
         macro_rules! fleet_only {
             ($($key:ident),* $(,)?) => {
                 $(
                     if let Some(v) = &self.$key {
-                        found.push((stringify!($key), v.span().start));
+                        found.push((stringify!($key), v.line));
                     }
                 )*
             };

@@ -18,18 +18,18 @@
 use std::{convert::Infallible, future::Future, time::Duration};
 
 use helo_transport::{
-    ConfigEvent, Device, EventSubscription, HeloClientExt, HeloConnection, HeloError, HeloRequest,
-    HeloResponse,
+    Backoff, ConfigEvent, Device, EventSubscription, HeloClientExt, HeloConnection, HeloError,
+    HeloRequest, HeloResponse,
 };
 use tokio::time::Instant;
 use tower::Service;
 
 use super::{is_login_error, print_json, shown, ToolError};
 
-/// Backoff after the first failure (the ceiling of the jitter).
-const BACKOFF_BASE: Duration = Duration::from_millis(250);
-/// Longest backoff between two attempts.
-const BACKOFF_CAP: Duration = Duration::from_secs(10);
+/// Backoff after the first failure (the ceiling of the jitter), doubling to 10 s.
+fn backoff() -> Backoff {
+    Backoff::new(Duration::from_millis(250), Duration::from_secs(10))
+}
 /// Longest `Retry-After` honoured.
 const RETRY_AFTER_CAP: Duration = Duration::from_secs(60);
 
@@ -115,7 +115,7 @@ where
             .retry_after()
             .map(|d| d.min(RETRY_AFTER_CAP))
             .unwrap_or_default()
-            .max(delay(track.failures - 1));
+            .max(backoff().delay_random(track.failures - 1));
         tracing::warn!(
             encoder_id = %shown(device),
             error = %shown(&lost.to_string()),
@@ -227,37 +227,5 @@ fn connected(device: &str, resp: HeloResponse) -> Result<EventSubscription, Helo
             request: "connect".into(),
             detail: format!("a middleware answered with a {} response", other.kind()),
         }),
-    }
-}
-
-/// The pause before attempt `attempt + 1` (`attempt` counts from 0): full jitter,
-/// uniform in `[0, min(BACKOFF_CAP, BACKOFF_BASE * 2^attempt)]`, so a fleet of these
-/// does not hammer a rebooting device in step.
-fn delay(attempt: u32) -> Duration {
-    let ceiling = BACKOFF_BASE
-        .checked_mul(1 << attempt.min(16))
-        .unwrap_or(BACKOFF_CAP)
-        .min(BACKOFF_CAP);
-    let ms = u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX);
-    Duration::from_millis(fastrand::u64(0..=ms))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn delay_grows_then_caps_and_never_exceeds_its_ceiling() {
-        for attempt in 0..40 {
-            let ceiling = (BACKOFF_BASE * 2u32.pow(attempt.min(10))).min(BACKOFF_CAP);
-            for _ in 0..200 {
-                assert!(delay(attempt) <= ceiling, "attempt {attempt}");
-            }
-        }
-        // Jitter really spreads: across many draws at the cap, some are small and
-        // some large.
-        let draws: Vec<Duration> = (0..500).map(|_| delay(20)).collect();
-        assert!(draws.iter().any(|d| *d < Duration::from_secs(2)));
-        assert!(draws.iter().any(|d| *d > Duration::from_secs(8)));
     }
 }

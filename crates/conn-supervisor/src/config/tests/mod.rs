@@ -1,0 +1,320 @@
+//! The configuration as a whole; `tables` (every table walked, every mistake
+//! reported), `secrets` (passwords and the admin token), `cluster` and `scale` (linear
+//! validation) hold the rest.
+
+mod cluster;
+mod scale;
+mod secrets;
+mod tables;
+
+use std::{
+    path::{Path, PathBuf},
+    sync::atomic::{AtomicUsize, Ordering},
+    time::Duration,
+};
+
+use super::*;
+
+/// A fresh folder under the system temp dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> Self {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "helo-cfg-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// Writes `name` with `text` and the Unix permission bits `mode`.
+    fn file(&self, name: &str, text: &str, mode: u32) -> PathBuf {
+        let path = self.0.join(name);
+        std::fs::write(&path, text).unwrap();
+        set_mode(&path, mode);
+        path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[cfg(unix)]
+fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+#[cfg(not(unix))]
+fn set_mode(_path: &Path, _mode: u32) {}
+
+/// Parses with `HELO_PW` set in the environment and files under `base`.
+fn parse_in(text: &str, base: &Path) -> Result<FleetConfig, ConfigError> {
+    let env = |var: &str| (var == "HELO_PW").then(|| "from-env".to_string());
+    FleetConfig::parse("fleet.toml", text, &env, Some(base))
+}
+
+fn parse(text: &str) -> Result<FleetConfig, ConfigError> {
+    let env = |var: &str| (var == "HELO_PW").then(|| "from-env".to_string());
+    FleetConfig::parse("fleet.toml", text, &env, None)
+}
+
+/// Asserts that `text` fails with one issue naming `key` on `line` with `fragment`.
+fn check_err(text: &str, key: &str, line: Option<usize>, fragment: &str) {
+    let err = match parse(text) {
+        Ok(c) => panic!("expected an error for {key}, got {c:?}"),
+        Err(e) => e,
+    };
+    let issue = err
+        .issues
+        .iter()
+        .find(|i| i.key == key)
+        .unwrap_or_else(|| panic!("no issue for {key}: {err}"));
+    assert_eq!(issue.line, line, "{err}");
+    assert!(issue.message.contains(fragment), "{err}");
+    assert!(err.to_string().contains(key), "{err}");
+}
+
+const GOOD: &str = r#"
+admin_listen = "127.0.0.1:9999"
+
+[defaults]
+check_interval = "10s"
+temperature_high = 85
+
+[[encoder]]
+id = "studio-a"
+url = "http://10.0.0.21"
+password = "inline-secret"
+expect_streaming = true
+
+[[encoder]]
+id = "studio-b"
+url = "10.0.0.22:8080"
+password_env = "HELO_PW"
+[encoder.overrides]
+check_interval = "2s"
+recovery_backoff = 30
+"#;
+
+#[test]
+fn a_good_file_resolves_defaults_and_overrides() {
+    let cfg = parse(GOOD).unwrap();
+    assert_eq!(cfg.admin_listen.to_string(), "127.0.0.1:9999");
+    assert_eq!(cfg.encoders.len(), 2);
+    let a = &cfg.encoders[0];
+    assert_eq!(a.id, "studio-a");
+    assert!(a.expect_streaming && !a.expect_recording);
+    assert_eq!(a.tunables.check_interval, Duration::from_secs(10));
+    assert_eq!(a.tunables.temperature_high, 85.0);
+    assert_eq!(
+        a.device.password().map(|p| p.expose()),
+        Some("inline-secret")
+    );
+    let b = &cfg.encoders[1];
+    assert_eq!(b.tunables.check_interval, Duration::from_secs(2));
+    assert_eq!(b.tunables.recovery_backoff, Duration::from_secs(30));
+    assert_eq!(
+        b.tunables.temperature_high, 85.0,
+        "fleet default still applies"
+    );
+    assert_eq!(b.device.port(), 8080);
+    assert_eq!(b.device.password().map(|p| p.expose()), Some("from-env"));
+}
+
+#[test]
+fn passwords_never_reach_debug_output() {
+    let cfg = parse(GOOD).unwrap();
+    let dbg = format!("{cfg:?}");
+    assert!(
+        !dbg.contains("inline-secret") && !dbg.contains("from-env"),
+        "{dbg}"
+    );
+}
+
+#[test]
+fn default_admin_address_is_loopback() {
+    let cfg = parse("[[encoder]]\nid = \"a\"\nurl = \"http://h\"\n").unwrap();
+    assert_eq!(cfg.admin_listen.to_string(), DEFAULT_ADMIN_LISTEN);
+    assert_eq!(cfg.encoders[0].tunables, Tunables::default());
+}
+
+#[test]
+fn mistakes_name_the_key_and_line() {
+    check_err(
+        "[[encoder]]\nid = \"a\"\nurl = \"http://h\"\ncolour = \"red\"\n",
+        "encoder[0].colour",
+        Some(4),
+        "unknown key \"colour\"",
+    );
+    check_err(
+        "[[encoder]]\nid = \"a\"\nurl = \"http://h\"\n[[encoder]]\nid = \"a\"\nurl = \"http://i\"\n",
+        "encoder[1].id",
+        Some(5),
+        "duplicate encoder id",
+    );
+    check_err(
+        "[[encoder]]\nid = \"a\"\nurl = \"https://h\"\n",
+        "encoder[0].url",
+        Some(3),
+        "plain http",
+    );
+    check_err(
+        "[defaults]\ntemperature_high = 150\n[[encoder]]\nid = \"a\"\nurl = \"http://h\"\n",
+        "defaults.temperature_high",
+        Some(2),
+        "out of range",
+    );
+    check_err(
+        "[defaults]\ncooling_period = \"5 fortnights\"\n[[encoder]]\nid = \"a\"\nurl = \"h\"\n",
+        "defaults.cooling_period",
+        Some(2),
+        "unknown unit",
+    );
+    check_err(
+        "[[encoder]]\nid = \"a\"\nurl = \"h\"\npassword_env = \"NOPE\"\n",
+        "encoder[0].password_env",
+        Some(4),
+        "NOPE is not set",
+    );
+    check_err(
+        "[[encoder]]\nid = \"a\"\nurl = \"h\"\npassword = \"x\"\npassword_env = \"HELO_PW\"\n",
+        "encoder[0].password_env",
+        Some(5),
+        "at most one",
+    );
+    check_err(
+        "[[encoder]]\nid = \"a b\"\nurl = \"h\"\n",
+        "encoder[0].id",
+        Some(2),
+        "letters, digits",
+    );
+    check_err(
+        "admin_listen = \"nowhere\"\n[[encoder]]\nid = \"a\"\nurl = \"h\"\n",
+        "admin_listen",
+        Some(1),
+        "not an address",
+    );
+    check_err("", "encoder", None, "nothing to supervise");
+    check_err(
+        "[[encoder]]\nid = \"a\"\nurl = \"h\"\n[encoder.overrides]\ncheck_interval = \"5s\"\nmin_warm = 2\n",
+        "encoder[0].overrides.min_warm",
+        Some(6),
+        "whole fleet",
+    );
+    check_err(
+        "[[encoder]]\nid = \"a\"\n",
+        "encoder[0].url",
+        Some(1),
+        "missing required key \"url\"",
+    );
+    check_err(
+        "[defaults]\nmin_warm = 8\nmax_connections = 4\n[[encoder]]\nid = \"a\"\nurl = \"h\"\n",
+        "defaults.max_connections",
+        Some(3),
+        "below min_warm",
+    );
+}
+
+#[test]
+fn every_mistake_is_reported_at_once() {
+    let err = parse(
+        "[defaults]\nload_high = -1\n[[encoder]]\nid = \"a\"\nurl = \"ftp://h\"\n[[encoder]]\nid = \"\"\nurl = \"h\"\n",
+    )
+    .unwrap_err();
+    let keys: Vec<&str> = err.issues.iter().map(|i| i.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        ["defaults.load_high", "encoder[0].url", "encoder[1].id"],
+        "{err}"
+    );
+}
+
+#[test]
+fn password_files_are_read_relative_to_the_config() {
+    let dir = TempDir::new();
+    dir.file("pw.txt", "file-secret\n", 0o600);
+    let text = "[[encoder]]\nid = \"a\"\nurl = \"h\"\npassword_file = \"pw.txt\"\n";
+    let cfg = parse_in(text, dir.path()).unwrap();
+    assert_eq!(
+        cfg.encoders[0].device.password().map(|p| p.expose()),
+        Some("file-secret")
+    );
+    assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
+    let missing = "[[encoder]]\nid = \"a\"\nurl = \"h\"\npassword_file = \"nope.txt\"\n";
+    let err = parse_in(missing, dir.path()).unwrap_err();
+    assert!(err.to_string().contains("cannot read"), "{err}");
+}
+
+#[test]
+fn the_example_file_in_the_repository_is_valid() {
+    let text = include_str!("../../../../../fleet.example.toml");
+    let env = |var: &str| (var == "HELO_COUNCIL_PASSWORD").then(|| "x".to_string());
+    let cfg = FleetConfig::parse("fleet.example.toml", text, &env, None).unwrap();
+    assert_eq!(cfg.encoders.len(), 2);
+    assert_eq!(
+        cfg.defaults,
+        Tunables::default(),
+        "the example documents the defaults"
+    );
+    assert_eq!(
+        cfg.encoders[1].tunables.check_interval,
+        Duration::from_secs(10)
+    );
+}
+
+#[test]
+fn the_commented_out_keys_of_the_example_are_valid_too() {
+    let dir = TempDir::new();
+    for (name, mode) in [
+        ("secrets/admin.token", 0o600),
+        ("tls/admin.crt", 0o644),
+        ("tls/admin.key", 0o600),
+    ] {
+        std::fs::create_dir_all(dir.path().join(name).parent().unwrap()).unwrap();
+        dir.file(name, "x\n", mode);
+    }
+    let text = include_str!("../../../../../fleet.example.toml");
+    // Uncomment every `# key = value` line and every `# [table]` header, except the
+    // alternative spelled next to the one in use (admin_token_env).
+    let uncommented: String = text
+        .lines()
+        .map(|l| match l.strip_prefix("# ") {
+            Some(rest)
+                if !rest.starts_with("admin_token_env")
+                    && (rest.starts_with('[')
+                        || rest.split_once(" = ").is_some_and(|(k, _)| {
+                            k.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+                        })) =>
+            {
+                format!("{rest}\n")
+            }
+            _ => format!("{l}\n"),
+        })
+        .collect();
+    let env = |var: &str| (var == "HELO_COUNCIL_PASSWORD").then(|| "x".to_string());
+    let cfg = FleetConfig::parse("example", &uncommented, &env, Some(dir.path()))
+        .unwrap_or_else(|e| panic!("{e}\n{uncommented}"));
+    assert!(cfg.admin.token.is_some() && cfg.admin.tls.is_some());
+    let cluster = cfg.cluster.expect("the cluster table");
+    assert_eq!(
+        (cluster.name.as_str(), cluster.node.as_str()),
+        ("studios", "node-1")
+    );
+    assert_eq!(
+        cluster.lease_ttl, DEFAULT_LEASE_TTL,
+        "the example documents the default"
+    );
+    assert_eq!(cfg.defaults.overheat_profile, Some(2));
+    assert!(cfg.encoders[0].hold);
+}
