@@ -68,7 +68,7 @@ pub(crate) fn run(extra: &[String]) -> Result<(), String> {
         args.settle.as_secs()
     );
 
-    let mut fleet = Fleet::start(&bin_dir(&root), &dir, n, &args.settings)?;
+    let mut fleet = Fleet::start(&bin_dir(&root), &dir, n, &args.settings, &args.env)?;
     let first_checks = fleet.wait_checked(FIRST_CHECKS)?;
     eprintln!(
         "   every encoder checked after {:.1} s; faults start now",

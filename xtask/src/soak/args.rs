@@ -18,6 +18,8 @@ usage: cargo xtask soak [options]
   --out FILE                        the Markdown report (default target/soak-report.md)
   --set KEY=VALUE                   a supervisor [defaults] setting, VALUE as TOML
                                     (e.g. --set max_lifetime=120); repeatable
+  --env KEY=VALUE                   an environment variable of the supervisor process
+                                    (e.g. --env MALLOC_ARENA_MAX=2); repeatable
 ";
 
 /// What the soak runs.
@@ -36,6 +38,8 @@ pub(crate) struct Args {
     pub(crate) out: Option<PathBuf>,
     /// Supervisor settings that replace the soak's (`--set`).
     pub(crate) settings: Vec<(String, String)>,
+    /// Environment variables of the supervisor process (`--env`).
+    pub(crate) env: Vec<(String, String)>,
 }
 
 impl Default for Args {
@@ -51,6 +55,7 @@ impl Default for Args {
             max_rss_growth_kib_per_hour: None,
             out: None,
             settings: Vec::new(),
+            env: Vec::new(),
         }
     }
 }
@@ -69,6 +74,30 @@ fn setting(text: &str) -> Result<(String, String), String> {
     }
     if value.is_empty() || value.contains(['\n', '\r']) {
         return Err(format!("--set {text:?}: the value is one line of TOML"));
+    }
+    Ok((key.to_string(), value.to_string()))
+}
+
+/// `KEY=VALUE` of `--env`: a variable name as a shell writes it, and a one-line value.
+/// The supervisor's log settings and password variable are the soak's own.
+fn env_var(text: &str) -> Result<(String, String), String> {
+    let (key, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("--env {text:?}: KEY=VALUE expected"))?;
+    let name_ok = key.starts_with(|c: char| c.is_ascii_uppercase() || c == '_')
+        && key
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+    if !name_ok {
+        return Err(format!(
+            "--env {text:?}: the key is a variable name like MALLOC_ARENA_MAX"
+        ));
+    }
+    if super::fleet::OWN_ENV.contains(&key) {
+        return Err(format!("--env {text:?}: {key} is set by the soak itself"));
+    }
+    if value.contains(['\n', '\r', '\0']) {
+        return Err(format!("--env {text:?}: the value is one line"));
     }
     Ok((key.to_string(), value.to_string()))
 }
@@ -125,6 +154,12 @@ impl Args {
                         .next()
                         .ok_or_else(|| format!("--set needs KEY=VALUE\n{USAGE}"))?;
                     a.settings.push(setting(v)?);
+                }
+                "--env" => {
+                    let v = it
+                        .next()
+                        .ok_or_else(|| format!("--env needs KEY=VALUE\n{USAGE}"))?;
+                    a.env.push(env_var(v)?);
                 }
                 "-h" | "--help" => return Err(USAGE.to_string()),
                 other => return Err(format!("unknown option {other:?}\n{USAGE}")),
@@ -205,6 +240,10 @@ mod tests {
             "max_lifetime = \"2m\"",
             "--set",
             "min_warm=2",
+            "--env",
+            "MALLOC_ARENA_MAX=2",
+            "--env",
+            "MALLOC_MMAP_THRESHOLD_=131072",
         ])
         .unwrap();
         assert_eq!(a.minutes, 5.0);
@@ -221,6 +260,13 @@ mod tests {
             vec![
                 ("max_lifetime".to_string(), "\"2m\"".to_string()),
                 ("min_warm".to_string(), "2".to_string())
+            ]
+        );
+        assert_eq!(
+            a.env,
+            vec![
+                ("MALLOC_ARENA_MAX".to_string(), "2".to_string()),
+                ("MALLOC_MMAP_THRESHOLD_".to_string(), "131072".to_string())
             ]
         );
     }
@@ -256,6 +302,13 @@ mod tests {
             (&["--set", "Bad-Key=1"], "setting name"),
             (&["--set", "x="], "one line of TOML"),
             (&["--set", "x=1\n[[encoder]]"], "one line of TOML"),
+            (&["--env"], "--env needs KEY=VALUE"),
+            (&["--env", "MALLOC_ARENA_MAX"], "KEY=VALUE expected"),
+            (&["--env", "lower=1"], "variable name"),
+            (&["--env", "1X=1"], "variable name"),
+            (&["--env", "RUST_LOG=debug"], "set by the soak itself"),
+            (&["--env", "HELO_SOAK_PASSWORD=x"], "set by the soak itself"),
+            (&["--env", "X=a\nb"], "one line"),
             (&["--frobnicate"], "unknown option \"--frobnicate\""),
         ] {
             let err = parse(args).unwrap_err();

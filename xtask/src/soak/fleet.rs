@@ -26,6 +26,9 @@ const PASSWORD_ENV: &str = "HELO_SOAK_PASSWORD";
 /// Logins expire by themselves too, besides the injected expiries.
 const SESSION_TTL_S: &str = "300";
 
+/// The supervisor's environment variables the soak sets itself; `--env` adds others.
+pub(crate) const OWN_ENV: [&str; 3] = ["RUST_LOG", "NO_COLOR", PASSWORD_ENV];
+
 /// The supervisor settings the soak runs with, besides `min_warm`/`max_connections`
 /// (sized to the descriptor budget as `cargo xtask bench` does) and `--set`: checks
 /// compressed to see many cycles in an hour, and a short pause after recovery gives up
@@ -79,13 +82,15 @@ pub(crate) struct Fleet {
 }
 
 impl Fleet {
-    /// Starts `n` simulated encoders, then the supervisor over them; logs and the
-    /// generated `fleet.toml` go to `dir`.
+    /// Starts `n` simulated encoders, then the supervisor over them (with `overrides`
+    /// of its settings and `env` added to its environment); logs and the generated
+    /// `fleet.toml` go to `dir`.
     pub(crate) fn start(
         bin_dir: &Path,
         dir: &Path,
         n: usize,
         overrides: &[(String, String)],
+        env: &[(String, String)],
     ) -> Result<Self, String> {
         let mut sim = Proc::spawn(
             "helo-sim",
@@ -128,7 +133,10 @@ impl Fleet {
                 ("RUST_LOG", "warn"),
                 ("NO_COLOR", "1"),
                 (PASSWORD_ENV, PASSWORD),
-            ],
+            ]
+            .into_iter()
+            .chain(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .collect::<Vec<_>>(),
             dir,
         )?;
         let admin = wait_for_output(&mut sup, &dir.join("conn-supervisor.out"), parse_admin)?;

@@ -175,6 +175,14 @@ pub(crate) fn render(r: &Report) -> String {
         settings.join(", "),
         r.first_checks.as_secs_f64()
     );
+    if !a.env.is_empty() {
+        let env: Vec<String> = a.env.iter().map(|(k, v)| format!("`{k}={v}`")).collect();
+        let _ = writeln!(
+            s,
+            "- Supervisor environment besides the soak's: {}",
+            env.join(" ")
+        );
+    }
     let _ = writeln!(
         s,
         "- Faults for {} min, one about every {} s (seed {}); the first {:.1} min are warm-up, \
@@ -592,6 +600,7 @@ mod tests {
         assert!(text.contains("- 2 × `WARN conn_supervisor::supervise: stream not streaming`"));
         assert!(text.contains("2 warnings, 1 errors, 1 panics"), "{text}");
         assert!(text.contains("| 0.2 (no /healthz) | 10.0 | 40 | 6 | 500 | 3 | 20 % | 100 | 8 | 0 | 0 | 0 | 2 | 7/9 | 1/1 | 1 | – | 3.2 |"), "{text}");
+        assert!(!text.contains("Supervisor environment"), "{text}");
         assert!(text.contains("| hang | 1 | 1 | 1 |"), "{text}");
         assert!(text.contains("| reboot | 1 | 0 | 0 |"));
         assert!(text.contains("| overheat | 0 | 0 | 0 |"));
@@ -605,6 +614,14 @@ mod tests {
         assert!(text.contains("| start-up | 1 | 20 | 20 |"), "{text}");
         assert!(
             text.contains("| enc-00003 | start-up | – | 0 | never | 20 |"),
+            "{text}"
+        );
+
+        let mut r = report();
+        r.args.env = vec![("MALLOC_ARENA_MAX".into(), "2".into())];
+        assert!(
+            render(&r)
+                .contains("- Supervisor environment besides the soak's: `MALLOC_ARENA_MAX=2`\n"),
             "{text}"
         );
     }
