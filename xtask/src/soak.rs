@@ -16,7 +16,7 @@ mod verdict;
 
 use std::{
     fmt::Write as _,
-    path::Path,
+    path::{Path, PathBuf},
     time::{Duration, Instant},
 };
 
@@ -49,12 +49,12 @@ pub(crate) fn run(extra: &[String]) -> Result<(), String> {
         "-p",
         "conn-supervisor",
     ])?;
-    let dir = root.join("target").join("soak");
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let out = args
         .out
         .clone()
         .unwrap_or_else(|| root.join("target").join("soak-report.md"));
+    let dir = work_dir(&root, args.out.as_deref());
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
 
     let n = args.encoders;
     let roles: Vec<Role> = (1..=n).map(Role::of).collect();
@@ -341,6 +341,15 @@ fn final_check(fleet: &Fleet) -> Vec<String> {
     problems
 }
 
+/// Where the logs, `fleet.toml` and the CSVs go: `target/soak/`, or beside the report
+/// named by `--out` (`X.md` → `X/`), so two soaks can run side by side.
+fn work_dir(root: &Path, out: Option<&Path>) -> PathBuf {
+    match out {
+        Some(out) => out.with_extension(""),
+        None => root.join("target").join("soak"),
+    }
+}
+
 fn write_csvs(dir: &Path, report: &Report) -> Result<(), String> {
     let write = |name: &str, text: String| {
         let path = dir.join(name);
@@ -348,4 +357,23 @@ fn write_csvs(dir: &Path, report: &Report) -> Result<(), String> {
     };
     write("samples.csv", report::samples_csv(&report.samples))?;
     write("faults.csv", report::faults_csv(&report.faults))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_logs_go_beside_the_report_so_two_soaks_do_not_share_them() {
+        let root = Path::new("/repo");
+        assert_eq!(work_dir(root, None), PathBuf::from("/repo/target/soak"));
+        assert_eq!(
+            work_dir(root, Some(Path::new("target/soak-60min.md"))),
+            PathBuf::from("target/soak-60min")
+        );
+        assert_ne!(
+            work_dir(root, Some(Path::new("/tmp/a.md"))),
+            work_dir(root, Some(Path::new("/tmp/b.md")))
+        );
+    }
 }
