@@ -79,6 +79,11 @@ pub(crate) fn run(extra: &[String]) -> Result<(), String> {
         command: Args::command(extra),
         args: args.clone(),
         settings: fleet.settings.clone(),
+        dir: dir
+            .strip_prefix(&root)
+            .unwrap_or(&dir)
+            .display()
+            .to_string(),
         first_checks,
         started: report::utc_now(),
         ..Report::default()

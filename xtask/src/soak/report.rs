@@ -33,6 +33,8 @@ pub(crate) struct Report {
     pub(crate) args: Args,
     /// The supervisor's `[defaults]`.
     pub(crate) settings: Vec<(String, String)>,
+    /// Where the logs and CSVs are (`target/soak`, or beside `--out`).
+    pub(crate) dir: String,
     /// From starting the supervisor until it had checked every encoder.
     pub(crate) first_checks: Duration,
     pub(crate) started: String,
@@ -286,13 +288,14 @@ pub(crate) fn render(r: &Report) -> String {
     let _ = writeln!(
         s,
         "{started} faults started on {} encoders; {failed} injections failed. Every event \
-         with its time and encoder: `target/soak/faults.csv`; every sample: \
-         `target/soak/samples.csv`.\n",
+         with its time and encoder: `{dir}/faults.csv`; every sample: \
+         `{dir}/samples.csv`.\n",
         r.faults
             .iter()
             .map(|f| f.event.encoder)
             .collect::<std::collections::BTreeSet<_>>()
-            .len()
+            .len(),
+        dir = r.dir
     );
     let _ = writeln!(
         s,
@@ -334,11 +337,12 @@ pub(crate) fn render(r: &Report) -> String {
     let _ = writeln!(s, "\n## The supervisor's log\n");
     let _ = writeln!(
         s,
-        "{} warnings, {} errors, {} panics (`RUST_LOG=warn`, `target/soak/conn-supervisor.err`). \
+        "{} warnings, {} errors, {} panics (`RUST_LOG=warn`, `{}/conn-supervisor.err`). \
          Most frequent:\n",
         r.log.warnings,
         r.log.errors,
-        r.log.panics.len()
+        r.log.panics.len(),
+        r.dir
     );
     for (message, count) in &r.log.top {
         let _ = writeln!(s, "- {count} × `{}`", message.replace('`', "'"));
@@ -555,6 +559,7 @@ mod tests {
             .collect();
         Report {
             command: "cargo xtask soak --minutes 1".into(),
+            dir: "target/soak-1".into(),
             samples,
             faults: vec![
                 FaultRecord {
@@ -599,6 +604,11 @@ mod tests {
         ));
         assert!(text.contains("- 2 × `WARN conn_supervisor::supervise: stream not streaming`"));
         assert!(text.contains("2 warnings, 1 errors, 1 panics"), "{text}");
+        assert!(text.contains("`target/soak-1/faults.csv`"), "{text}");
+        assert!(
+            text.contains("`target/soak-1/conn-supervisor.err`"),
+            "{text}"
+        );
         assert!(text.contains("| 0.2 (no /healthz) | 10.0 | 40 | 6 | 500 | 3 | 20 % | 100 | 8 | 0 | 0 | 0 | 2 | 7/9 | 1/1 | 1 | – | 3.2 |"), "{text}");
         assert!(!text.contains("Supervisor environment"), "{text}");
         assert!(text.contains("| hang | 1 | 1 | 1 |"), "{text}");
