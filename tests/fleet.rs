@@ -298,3 +298,79 @@ async fn an_encoder_that_goes_away_is_marked_down_then_reconnected() {
     assert_eq!(fleet.view("flaky").unwrap().status, "healthy");
     fleet.shutdown(Duration::from_secs(2)).await;
 }
+
+/// The non-comment lines of a scrape that carry `encoder_id="{id}"`: the encoder's
+/// series, each histogram bucket counted as one.
+fn series_of(text: &str, id: &str) -> Vec<String> {
+    let label = format!("encoder_id=\"{id}\"");
+    text.lines()
+        .filter(|l| !l.starts_with('#') && l.contains(&label))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Issue 11's goal for the default configuration: at most 25 series per encoder, so
+/// a fleet of thousands stays a light scrape. Four simulated encoders, pool, events
+/// and metrics at their defaults (only the timings compressed, so checks come fast);
+/// one of them must be put on air by the supervisor, which adds recovery and
+/// `set_param` series to the steady ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_encoder_has_at_most_25_series_at_defaults() {
+    let tunables = fast_tunables();
+    let mut sims = Vec::new();
+    let mut encoders = Vec::new();
+    for i in 0..4 {
+        let s = sim(SimConfig::fast()).await;
+        let mut enc = encoder(&format!("enc-{i}"), &s.url(), None, &tunables);
+        enc.expect_streaming = i == 0;
+        encoders.push(enc);
+        sims.push(s);
+    }
+    let config = fleet_config(encoders, &tunables);
+    assert!(!config.metrics.per_encoder_histograms);
+    let (fleet, admin) = start_fleet(&config).await;
+
+    // Several checks of every encoder, and enc-0 put on air by the supervisor.
+    eventually(Duration::from_secs(20), "checks and a recovery", || async {
+        let (_, text) = http(admin, "GET", "/metrics").await;
+        let checked = (0..4).all(|i| {
+            series_value(
+                &text,
+                &format!("helo_health_checks_total{{encoder_id=\"enc-{i}\",result=\"success\"}}"),
+            )
+            .is_some_and(|n| n >= 5.0)
+        });
+        let on_air = sims[0].snapshot().stream_state == StreamState::Streaming.value();
+        (checked && on_air).then_some(())
+    })
+    .await;
+    let (_, text) = http(admin, "GET", "/metrics").await;
+    for i in 0..4 {
+        let id = format!("enc-{i}");
+        let series = series_of(&text, &id);
+        assert!(
+            series.len() >= 15 && series.len() <= 25,
+            "{id}: {} series:\n{}",
+            series.len(),
+            series.join("\n")
+        );
+        assert!(
+            !series.iter().any(|s| s.contains("_bucket{")),
+            "{id}: a per-encoder histogram:\n{}",
+            series.join("\n")
+        );
+    }
+    // The durations are still there, once for the fleet.
+    assert!(
+        text.lines().any(|l| l.starts_with(
+            r#"helo_request_duration_seconds_bucket{operation="get_param",le="+Inf"}"#
+        )),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("helo_health_check_duration_seconds_count ")),
+        "{text}"
+    );
+    fleet.shutdown(Duration::from_secs(2)).await;
+}

@@ -67,6 +67,7 @@ pub(crate) const CLUSTER_METRICS: &[&str] = &[
     "helo_cluster_owned_encoders",
     "helo_cluster_ownership_changes_total",
     "helo_cluster_store_up",
+    "helo_cluster_acting",
 ];
 
 /// Series Prometheus itself writes for every scrape target.
@@ -80,6 +81,17 @@ pub(crate) fn is_fleet_wide(family: &str) -> bool {
         || CLUSTER_METRICS.contains(&family)
         || SCRAPE_METRICS.contains(&family)
 }
+
+/// Duration histograms: kept once for the fleet (no `encoder_id`) by default, per
+/// encoder with `[metrics] per_encoder_histograms = true`. Dashboard queries select
+/// them with `encoder_id=~"$encoder|"`, which reads both (the empty value is the
+/// fleet's series).
+pub(crate) const FLEET_DURATIONS: &[&str] = &[
+    "helo_request_duration_seconds",
+    "helo_health_check_duration_seconds",
+    "helo_warmup_duration_seconds",
+    "helo_cooling_duration_seconds",
+];
 
 /// The family a series name belongs to: `_bucket`, `_sum` and `_count` of a histogram
 /// name its base.

@@ -44,6 +44,7 @@ struct FakeConnInner {
     device: EncoderId,
     closed: AtomicBool,
     ping_ok: AtomicBool,
+    ping_shed: AtomicBool,
     pings: AtomicUsize,
 }
 
@@ -56,6 +57,7 @@ impl FakeConn {
                 device: device.into(),
                 closed: AtomicBool::new(false),
                 ping_ok: AtomicBool::new(true),
+                ping_shed: AtomicBool::new(false),
                 pings: AtomicUsize::new(0),
             }),
         }
@@ -64,6 +66,11 @@ impl FakeConn {
     /// Makes later pings succeed or fail.
     pub fn set_ping_ok(&self, ok: bool) {
         self.inner.ping_ok.store(ok, Ordering::SeqCst);
+    }
+
+    /// Makes later pings fail as the device's request budget refuses them (not sent).
+    pub fn set_ping_shed_by_budget(&self, shed: bool) {
+        self.inner.ping_shed.store(shed, Ordering::SeqCst);
     }
 
     /// Pings answered so far (including failed ones).
@@ -89,9 +96,17 @@ impl PoolConn for FakeConn {
     fn ping(&self) -> BoxFuture<'static, Result<(), HeloError>> {
         self.inner.pings.fetch_add(1, Ordering::SeqCst);
         let ok = self.inner.ping_ok.load(Ordering::SeqCst) && !self.is_closed();
+        let shed = self.inner.ping_shed.load(Ordering::SeqCst);
         let device = self.inner.device.clone();
         Box::pin(async move {
-            if ok {
+            if shed {
+                Err(HeloError::BudgetExhausted {
+                    device: device.clone(),
+                    request: "ping".to_string(),
+                    per_minute: 1,
+                    retry_in: std::time::Duration::from_secs(60),
+                })
+            } else if ok {
                 Ok(())
             } else {
                 Err(refused(&device, "ping"))

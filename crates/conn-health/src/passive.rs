@@ -103,6 +103,13 @@ impl Window {
         {
             self.samples.pop_front();
         }
+        // A VecDeque keeps its capacity: a window that filled once and then aged out
+        // (a retired connection's, an idle one's) would hold a full window's memory
+        // for good. The soak measured that as RSS growing with every connection
+        // replaced.
+        if self.samples.capacity() > 16 && self.samples.len() < self.samples.capacity() / 4 {
+            self.samples.shrink_to(self.samples.len() * 2);
+        }
     }
 
     fn newest(&self) -> Option<Instant> {
@@ -294,12 +301,19 @@ impl PassiveStats {
     /// The window of all connections of one encoder: the newest `window` samples of
     /// its connections' windows.
     pub fn encoder(&self, encoder: &EncoderId) -> WindowSummary {
-        let windows: Vec<Arc<ConnWindow>> = self
-            .lock()
-            .get(encoder)
-            .map(|conns| conns.values().cloned().collect())
-            .unwrap_or_default();
         let now = Instant::now();
+        let windows: Vec<Arc<ConnWindow>> = {
+            let mut map = self.lock();
+            let Some(conns) = map.get_mut(encoder) else {
+                return WindowSummary::default();
+            };
+            // A window no layer holds any more (its connection is gone) is kept while
+            // it has samples, so a broken connection's errors still count, and dropped
+            // once they have aged out: the windows of an encoder are then those of its
+            // live connections and of the ones retired within `max_age`.
+            conns.retain(|_, w| Arc::strong_count(w) > 1 || !w.pruned(now).samples.is_empty());
+            conns.values().cloned().collect()
+        };
         let mut samples: Vec<Sample> = windows
             .iter()
             .flat_map(|w| w.pruned(now).samples.iter().copied().collect::<Vec<_>>())
@@ -412,6 +426,66 @@ mod tests {
             Arc::ptr_eq(&h1, &stats.handle(&enc(), c1)),
             "one window per connection"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_retired_connections_window_goes_once_its_samples_age_out() {
+        let stats = PassiveStats::try_new(PassiveConfig {
+            window: 100,
+            max_age: Duration::from_secs(10),
+            max_connections_per_encoder: 32,
+        })
+        .unwrap();
+        let windows = |stats: &PassiveStats| stats.lock().get(&enc()).map_or(0, |c| c.len());
+        let live = stats.handle(&enc(), ConnectionId::from_raw(1));
+        // Twenty connections, each filling its window, then retired (its layer
+        // dropped), as max_lifetime does all day.
+        for raw in 2..22 {
+            let gone = stats.handle(&enc(), ConnectionId::from_raw(raw));
+            for _ in 0..100 {
+                gone.record(Instant::now(), ms(5), Outcome::Timeout);
+            }
+        }
+        live.record(Instant::now(), ms(5), Outcome::Success);
+        // Within max_age the retired connections' errors still count.
+        assert_eq!(stats.encoder(&enc()).errors, 100, "the newest 100 of them");
+        assert_eq!(windows(&stats), 21);
+
+        tokio::time::advance(Duration::from_secs(11)).await;
+        let s = stats.encoder(&enc());
+        assert_eq!((s.requests, s.errors), (0, 0));
+        assert_eq!(
+            windows(&stats),
+            1,
+            "only the live connection's window is left"
+        );
+        // The live one keeps its window though it is empty, and its capacity went.
+        assert!(Arc::ptr_eq(
+            &live,
+            &stats.handle(&enc(), ConnectionId::from_raw(1))
+        ));
+        live.record(Instant::now(), ms(5), Outcome::Connection);
+        assert_eq!(stats.encoder(&enc()).errors, 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_window_that_aged_out_gives_its_memory_back() {
+        let mut w = Window::default();
+        let t0 = Instant::now();
+        for _ in 0..100 {
+            w.push(
+                Sample {
+                    at: t0,
+                    latency: ms(1),
+                    outcome: Outcome::Success,
+                },
+                100,
+            );
+        }
+        assert!(w.samples.capacity() >= 100);
+        w.prune(t0 + Duration::from_secs(11), Duration::from_secs(10));
+        assert!(w.samples.is_empty());
+        assert!(w.samples.capacity() <= 16, "{}", w.samples.capacity());
     }
 
     #[tokio::test(start_paused = true)]

@@ -25,8 +25,21 @@ use prometheus::{
 
 use crate::error::MetricsError;
 
-/// The label every family carries first.
+/// The label every per-encoder family carries first.
 pub(crate) const ENCODER_ID: &str = "encoder_id";
+
+/// Whether a family's series are kept per encoder (labelled `encoder_id` first) or
+/// once for the whole fleet (no `encoder_id`; every encoder records into the same
+/// series, so an encoder leaving removes nothing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scope {
+    Encoder,
+    Fleet,
+}
+
+/// The key fleet-wide series are kept under (no encoder id is empty: ids are
+/// validated to 1–64 characters, and fleet-wide families never look encoders up).
+const FLEET: &str = "";
 
 /// What [`HeloMetrics`](crate::HeloMetrics) needs to clean up after an encoder.
 pub(crate) trait EncoderSeries: Send + Sync {
@@ -46,6 +59,7 @@ pub(crate) struct Family<M, const R: usize> {
 
 struct Core<M, const R: usize> {
     name: &'static str,
+    scope: Scope,
     help: &'static str,
     labels: [&'static str; R],
     kind: MetricType,
@@ -74,7 +88,7 @@ impl<M: Metric + 'static, const R: usize> Family<M, R> {
         name: &'static str,
         help: &'static str,
         kind: MetricType,
-        labels: [&'static str; R],
+        (scope, labels): (Scope, [&'static str; R]),
         make: impl Fn() -> prometheus::Result<M> + Send + Sync + 'static,
     ) -> Result<Self, MetricsError> {
         let err = |source| MetricsError::Register {
@@ -82,7 +96,9 @@ impl<M: Metric + 'static, const R: usize> Family<M, R> {
             source,
         };
         let detached = make().map_err(err)?;
-        let variable = std::iter::once(ENCODER_ID)
+        let variable = (scope == Scope::Encoder)
+            .then_some(ENCODER_ID)
+            .into_iter()
             .chain(labels)
             .map(str::to_owned)
             .collect();
@@ -91,6 +107,7 @@ impl<M: Metric + 'static, const R: usize> Family<M, R> {
         let family = Self {
             core: Arc::new(Core {
                 name,
+                scope,
                 help,
                 labels,
                 kind,
@@ -104,8 +121,13 @@ impl<M: Metric + 'static, const R: usize> Family<M, R> {
         Ok(family)
     }
 
-    /// The series for `encoder` and the other label values, created on first use.
+    /// The series for `encoder` and the other label values, created on first use (a
+    /// fleet-wide family answers the fleet's series, whatever `encoder` is).
     pub(crate) fn get(&self, encoder: &str, rest: [&str; R]) -> M {
+        let encoder = match self.core.scope {
+            Scope::Encoder => encoder,
+            Scope::Fleet => FLEET,
+        };
         if let Some(found) = self.read().get(encoder).and_then(|list| find(list, &rest)) {
             return found.clone();
         }
@@ -160,7 +182,9 @@ impl<M: Metric + 'static, const R: usize> Family<M, R> {
     }
 
     fn label_pairs(&self, encoder: &str, values: &[Box<str>; R]) -> Vec<LabelPair> {
-        std::iter::once((ENCODER_ID, encoder))
+        (self.core.scope == Scope::Encoder)
+            .then_some((ENCODER_ID, encoder))
+            .into_iter()
             .chain(
                 self.core
                     .labels
@@ -185,9 +209,14 @@ pub(crate) fn gauge<const R: usize>(
     help: &'static str,
     labels: [&'static str; R],
 ) -> Result<Family<Gauge, R>, MetricsError> {
-    Family::register(registry, name, help, MetricType::GAUGE, labels, move || {
-        Gauge::with_opts(Opts::new(name, help))
-    })
+    Family::register(
+        registry,
+        name,
+        help,
+        MetricType::GAUGE,
+        (Scope::Encoder, labels),
+        move || Gauge::with_opts(Opts::new(name, help)),
+    )
 }
 
 /// An integer gauge family.
@@ -197,9 +226,14 @@ pub(crate) fn int_gauge<const R: usize>(
     help: &'static str,
     labels: [&'static str; R],
 ) -> Result<Family<IntGauge, R>, MetricsError> {
-    Family::register(registry, name, help, MetricType::GAUGE, labels, move || {
-        IntGauge::with_opts(Opts::new(name, help))
-    })
+    Family::register(
+        registry,
+        name,
+        help,
+        MetricType::GAUGE,
+        (Scope::Encoder, labels),
+        move || IntGauge::with_opts(Opts::new(name, help)),
+    )
 }
 
 /// A counter family (`name` ends in `_total`).
@@ -214,17 +248,18 @@ pub(crate) fn counter<const R: usize>(
         name,
         help,
         MetricType::COUNTER,
-        labels,
+        (Scope::Encoder, labels),
         move || IntCounter::with_opts(Opts::new(name, help)),
     )
 }
 
-/// A histogram family with fixed `buckets` (upper bounds in seconds).
+/// A histogram family with fixed `buckets` (upper bounds in seconds), per encoder or
+/// fleet-wide (`scope`).
 pub(crate) fn histogram<const R: usize>(
     registry: &Registry,
     name: &'static str,
     help: &'static str,
-    labels: [&'static str; R],
+    labels: (Scope, [&'static str; R]),
     buckets: &'static [f64],
 ) -> Result<Family<Histogram, R>, MetricsError> {
     Family::register(
@@ -283,6 +318,9 @@ impl<M: Metric + 'static, const R: usize> EncoderSeries for Family<M, R> {
     }
 
     fn remove_encoder(&self, encoder: &str) -> usize {
+        if self.core.scope == Scope::Fleet {
+            return 0;
+        }
         self.write().remove(encoder).map_or(0, |list| list.len())
     }
 }
@@ -372,7 +410,7 @@ mod tests {
             &Registry::new(),
             "test_wait_seconds",
             "Waits.",
-            [],
+            (Scope::Encoder, []),
             &[2.0, 1.0],
         )
         .unwrap_err();

@@ -7,7 +7,7 @@ use prometheus::{Gauge, Histogram, IntCounter, Registry};
 
 use crate::{
     error::MetricsError,
-    family::{self, percent, EncoderSeries, Family},
+    family::{self, percent, EncoderSeries, Family, Scope},
     registry::HeloMetrics,
 };
 
@@ -23,7 +23,7 @@ pub(crate) struct HealthFamilies {
 }
 
 impl HealthFamilies {
-    pub(crate) fn register(registry: &Registry) -> Result<Self, MetricsError> {
+    pub(crate) fn register(registry: &Registry, durations: Scope) -> Result<Self, MetricsError> {
         Ok(Self {
             score: family::gauge(
                 registry,
@@ -41,7 +41,7 @@ impl HealthFamilies {
                 registry,
                 "helo_health_check_duration_seconds",
                 "Time one health check took.",
-                [],
+                (durations, []),
                 HEALTH_CHECK_BUCKETS,
             )?,
         })

@@ -40,6 +40,7 @@ mod family;
 mod health;
 mod metrics_layer;
 mod observers;
+mod options;
 mod registry;
 mod requests;
 mod slots;
@@ -53,6 +54,7 @@ pub use self::{
     error::MetricsError,
     health::ConnectionHealthMetrics,
     metrics_layer::{Metrics, MetricsLayer, ResponseFuture},
+    options::MetricsOptions,
     registry::HeloMetrics,
     requests::RequestMetrics,
     thermal::ConnectionThermalMetrics,

@@ -238,8 +238,17 @@ mod tests {
             series(&text, "helo_cooling_events_total{"),
             [r#"helo_cooling_events_total{encoder_id="studio-a",reason="high_load"} 1"#]
         );
+        // Durations are fleet-wide by default: no encoder label.
         assert!(
-            text.contains(r#"helo_cooling_duration_seconds_count{encoder_id="studio-a"} 1"#),
+            text.contains("helo_cooling_duration_seconds_count 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("helo_health_check_duration_seconds_count 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("helo_warmup_duration_seconds_count 1"),
             "{text}"
         );
         assert_eq!(
@@ -267,7 +276,87 @@ mod tests {
             "{text}"
         );
         health.encoder_removed(&enc);
-        assert!(!m.gather_text().contains("studio-a"));
+        let text = m.gather_text();
+        assert!(!text.contains("studio-a"), "{text}");
+        // The fleet's durations outlive the encoder.
+        assert!(
+            text.contains("helo_health_check_duration_seconds_count 1"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn per_encoder_histograms_are_an_option() {
+        let m = HeloMetrics::with_options(
+            crate::MetricsOptions::default().per_encoder_histograms(true),
+        )
+        .unwrap();
+        let enc = EncoderId::from("studio-a");
+        let pool: &dyn PoolObserver = &m;
+        let health: &dyn HealthObserver = &m;
+        pool.warmup_success(&enc, ConnectionId::from_raw(1), Duration::from_millis(30));
+        m.health()
+            .check_done(&enc, "success", Duration::from_millis(4));
+        let text = m.gather_text();
+        assert!(
+            text.contains(r#"helo_health_check_duration_seconds_count{encoder_id="studio-a"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"helo_warmup_duration_seconds_count{encoder_id="studio-a"} 1"#),
+            "{text}"
+        );
+        health.encoder_removed(&enc);
+        assert_eq!(m.gather_text(), "");
+    }
+
+    /// The series of one encoder in a scrape.
+    fn series_of(text: &str, enc: &str) -> usize {
+        let label = format!("encoder_id=\"{enc}\"");
+        text.lines()
+            .filter(|l| !l.starts_with('#') && l.contains(&label))
+            .count()
+    }
+
+    #[test]
+    fn an_encoder_that_used_every_operation_keeps_few_series() {
+        // An encoder that went through everything a day can bring: warm-ups, checks of
+        // every result, cooling, and requests of every operation with several outcomes.
+        let m = HeloMetrics::new().unwrap();
+        let enc = EncoderId::from("studio-a");
+        serve(&m, &enc, &[ConnectionId::from_raw(1)], 100.0);
+        let thermal: &dyn ThermalObserver = &m;
+        thermal.load(&enc, 10.0);
+        let conn = ConnectionId::from_raw(1);
+        thermal.cooling_started(&enc, conn, CoolingReason::HighLoad);
+        thermal.cooling_finished(
+            &enc,
+            conn,
+            Duration::from_secs(60),
+            CoolingOutcome::Completed,
+        );
+        let requests = m.requests();
+        for op in [
+            "get_param",
+            "set_param",
+            "get_descriptor",
+            "login",
+            "connect_events",
+            "wait_events",
+        ] {
+            requests.record(
+                &enc,
+                op,
+                helo_transport::Outcome::Success,
+                Duration::from_millis(3),
+            );
+        }
+        let per_encoder = series_of(&m.gather_text(), "studio-a");
+        // Warm-up attempts and successes, the warm gauge, the connection's health
+        // and temperature, the load, one check result, one cooling reason (8) and six
+        // request counters: 14. Per-encoder histograms would add 15 (checks) + 16
+        // (warm-ups) + 14 (cooling) + 6 × 18 (requests) = 153 more.
+        assert_eq!(per_encoder, 14, "{}", m.gather_text());
     }
 
     /// Every series as `name{labels}`, values left out.

@@ -13,8 +13,9 @@ use crate::{
     cluster::ClusterMetrics,
     device::{DeviceFamilies, DeviceMetrics},
     error::MetricsError,
-    family::EncoderSeries,
+    family::{EncoderSeries, Scope},
     health::{ConnectionHealthMetrics, HealthFamilies},
+    options::MetricsOptions,
     requests::{RequestFamilies, RequestMetrics},
     slots::ConnectionSlots,
     thermal::{ConnectionThermalMetrics, ThermalFamilies},
@@ -61,7 +62,8 @@ impl HeloMetrics {
     /// The `Content-Type` of [`gather_text`](Self::gather_text): text format 0.0.4.
     pub const CONTENT_TYPE: &'static str = prometheus::TEXT_FORMAT;
 
-    /// All families in a fresh registry of their own.
+    /// All families in a fresh registry of their own, with the default
+    /// [`MetricsOptions`] (duration histograms fleet-wide).
     ///
     /// Cannot fail in practice (the names are fixed and the registry is empty; a test
     /// proves it), but registration is fallible in the `prometheus` API and this crate
@@ -75,14 +77,29 @@ impl HeloMetrics {
     /// Fails if `registry` already holds a family of one of these names, e.g. a
     /// second `HeloMetrics` on the same registry: clone the first one instead.
     pub fn with_registry(registry: Registry) -> Result<Self, MetricsError> {
+        Self::build(registry, MetricsOptions::default())
+    }
+
+    /// All families in a fresh registry of their own, keeping the detail `options`
+    /// asks for. Fails as [`new`](Self::new) does (in practice never).
+    pub fn with_options(options: MetricsOptions) -> Result<Self, MetricsError> {
+        Self::build(Registry::new(), options)
+    }
+
+    fn build(registry: Registry, options: MetricsOptions) -> Result<Self, MetricsError> {
+        let durations = if options.per_encoder_histograms {
+            Scope::Encoder
+        } else {
+            Scope::Fleet
+        };
         let inner = Inner {
             check_lateness: OnceLock::new(),
             slots: ConnectionSlots::default(),
             cluster: Mutex::new(None),
-            health: HealthFamilies::register(&registry)?,
-            thermal: ThermalFamilies::register(&registry)?,
-            warmup: WarmupFamilies::register(&registry)?,
-            requests: RequestFamilies::register(&registry)?,
+            health: HealthFamilies::register(&registry, durations)?,
+            thermal: ThermalFamilies::register(&registry, durations)?,
+            warmup: WarmupFamilies::register(&registry, durations)?,
+            requests: RequestFamilies::register(&registry, durations)?,
             device: DeviceFamilies::register(&registry)?,
             budget: BudgetFamilies::register(&registry)?,
             registry,

@@ -7,7 +7,7 @@ use prometheus::{Histogram, IntCounter, Registry};
 
 use crate::{
     error::MetricsError,
-    family::{self, EncoderSeries, Family},
+    family::{self, EncoderSeries, Family, Scope},
     registry::HeloMetrics,
 };
 
@@ -23,7 +23,7 @@ pub(crate) struct RequestFamilies {
 }
 
 impl RequestFamilies {
-    pub(crate) fn register(registry: &Registry) -> Result<Self, MetricsError> {
+    pub(crate) fn register(registry: &Registry, durations: Scope) -> Result<Self, MetricsError> {
         Ok(Self {
             total: family::counter(
                 registry,
@@ -35,7 +35,7 @@ impl RequestFamilies {
                 registry,
                 "helo_request_duration_seconds",
                 "Time a request took, by operation, whatever its outcome.",
-                ["operation"],
+                (durations, ["operation"]),
                 REQUEST_BUCKETS,
             )?,
         })

@@ -6,7 +6,7 @@ use prometheus::{Gauge, Histogram, IntCounter, Registry};
 
 use crate::{
     error::MetricsError,
-    family::{self, percent, EncoderSeries, Family},
+    family::{self, percent, EncoderSeries, Family, Scope},
     registry::HeloMetrics,
 };
 
@@ -23,7 +23,7 @@ pub(crate) struct ThermalFamilies {
 }
 
 impl ThermalFamilies {
-    pub(crate) fn register(registry: &Registry) -> Result<Self, MetricsError> {
+    pub(crate) fn register(registry: &Registry, durations: Scope) -> Result<Self, MetricsError> {
         Ok(Self {
             temperature: family::gauge(
                 registry,
@@ -47,7 +47,7 @@ impl ThermalFamilies {
                 registry,
                 "helo_cooling_duration_seconds",
                 "Time a cool-down took.",
-                [],
+                (durations, []),
                 COOLING_BUCKETS,
             )?,
         })

@@ -7,7 +7,7 @@ use prometheus::{Histogram, IntCounter, IntGauge, Registry};
 
 use crate::{
     error::MetricsError,
-    family::{self, EncoderSeries, Family},
+    family::{self, EncoderSeries, Family, Scope},
     registry::HeloMetrics,
 };
 
@@ -25,7 +25,7 @@ pub(crate) struct WarmupFamilies {
 }
 
 impl WarmupFamilies {
-    pub(crate) fn register(registry: &Registry) -> Result<Self, MetricsError> {
+    pub(crate) fn register(registry: &Registry, durations: Scope) -> Result<Self, MetricsError> {
         Ok(Self {
             attempts: family::counter(
                 registry,
@@ -43,7 +43,7 @@ impl WarmupFamilies {
                 registry,
                 "helo_warmup_duration_seconds",
                 "Time a successful warm-up took.",
-                [],
+                (durations, []),
                 WARMUP_BUCKETS,
             )?,
             warm: family::int_gauge(

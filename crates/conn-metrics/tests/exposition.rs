@@ -155,6 +155,7 @@ async fn values_and_labels_after_real_operations() {
     a_day_of(&metrics, &enc("studio-a"), conns(1, 2)).await;
     let s = scrape(&metrics.gather_text());
     let e = ("encoder_id", "studio-a");
+    // Durations are fleet-wide (no `encoder_id`) at the default options.
 
     let health = |c| value(&s, "helo_connection_health", &[e, ("connection_id", c)]);
     assert_eq!(health("1"), Some(95.5));
@@ -164,10 +165,10 @@ async fn values_and_labels_after_real_operations() {
     assert_eq!(checks("degraded"), Some(1.0));
     assert_eq!(checks("failure"), None);
     assert_eq!(
-        value(&s, "helo_health_check_duration_seconds_count", &[e]),
+        value(&s, "helo_health_check_duration_seconds_count", &[]),
         Some(3.0)
     );
-    let sum = value(&s, "helo_health_check_duration_seconds_sum", &[e]).unwrap();
+    let sum = value(&s, "helo_health_check_duration_seconds_sum", &[]).unwrap();
     assert!((sum - 0.97).abs() < 1e-9, "{sum}");
 
     let temp = |c| {
@@ -184,28 +185,24 @@ async fn values_and_labels_after_real_operations() {
     assert_eq!(cooling("high_load"), Some(1.0));
     assert_eq!(cooling("preventive"), Some(1.0));
     assert_eq!(
-        value(&s, "helo_cooling_duration_seconds_sum", &[e]),
+        value(&s, "helo_cooling_duration_seconds_sum", &[]),
         Some(90.0)
     );
     assert_eq!(
-        value(
-            &s,
-            "helo_cooling_duration_seconds_bucket",
-            &[e, ("le", "120")]
-        ),
+        value(&s, "helo_cooling_duration_seconds_bucket", &[("le", "120")]),
         None,
         "buckets are folded into the histogram sample"
     );
-    assert_eq!(value(&s, "helo_cooling_duration_seconds", &[e]), Some(1.0));
+    assert_eq!(value(&s, "helo_cooling_duration_seconds", &[]), Some(1.0));
 
     assert_eq!(value(&s, "helo_warmup_attempts_total", &[e]), Some(3.0));
     assert_eq!(value(&s, "helo_warmup_success_total", &[e]), Some(2.0));
     assert_eq!(
-        value(&s, "helo_warmup_duration_seconds_count", &[e]),
+        value(&s, "helo_warmup_duration_seconds_count", &[]),
         Some(2.0)
     );
     assert_eq!(
-        value(&s, "helo_warmup_duration_seconds_sum", &[e]),
+        value(&s, "helo_warmup_duration_seconds_sum", &[]),
         Some(3.12)
     );
     assert_eq!(value(&s, "helo_warm_connections", &[e]), Some(2.0));
@@ -259,7 +256,7 @@ async fn values_and_labels_after_real_operations() {
         value(
             &s,
             "helo_request_duration_seconds_count",
-            &[e, ("operation", "get_param")]
+            &[("operation", "get_param")]
         ),
         Some(2.0)
     );
@@ -328,7 +325,7 @@ async fn histogram_buckets_fit_what_they_measure() {
     a_day_of(&metrics, &enc("e"), conns(1, 2)).await;
     let text = metrics.gather_text();
     let bounds = |family: &str| -> Vec<f64> {
-        let prefix = format!(r#"{family}_bucket{{encoder_id="e","#);
+        let prefix = format!("{family}_bucket{{");
         text.lines()
             .filter(|l| l.starts_with(&prefix))
             .filter(|l| l.contains(r#"operation="get_param""#) || !l.contains("operation="))
@@ -355,8 +352,8 @@ async fn histogram_buckets_fit_what_they_measure() {
         warmup.first() <= Some(&0.01) && warmup.contains(&300.0),
         "{warmup:?}"
     );
-    assert!(text.contains(r#"helo_cooling_duration_seconds_bucket{encoder_id="e",le="60"} 0"#));
-    assert!(text.contains(r#"helo_cooling_duration_seconds_bucket{encoder_id="e",le="120"} 1"#));
+    assert!(text.contains(r#"helo_cooling_duration_seconds_bucket{le="60"} 0"#));
+    assert!(text.contains(r#"helo_cooling_duration_seconds_bucket{le="120"} 1"#));
 }
 
 #[tokio::test(start_paused = true)]
@@ -421,14 +418,14 @@ async fn a_departed_encoder_takes_every_series_it_ever_had() {
     let before = metrics.gather_text();
 
     let removed = metrics.remove_encoder(enc("enc-2"));
-    // 2 + 2 (health, temperature) + 2 checks + 1 check duration + 1 load + 2 cooling
-    // events + 1 cooling duration + 4 warm-up + 1 request counter (the only
-    // operation and outcome used) + 1 request duration + 1 device temperature
-    // + 2 states + 2 recovery + 1 up + 1 media + 1 status (only the current one)
-    // + 1 score + 1 desired state.
+    // 2 + 2 (health, temperature) + 2 checks + 1 load + 2 cooling events + 3 warm-up
+    // (attempts, successes, warm) + 1 request counter (the only operation and outcome
+    // used) + 1 device temperature + 2 states + 2 recovery + 1 up + 1 media + 1 status
+    // (only the current one) + 1 score + 1 desired state. The duration histograms
+    // are the fleet's, and stay.
     assert_eq!(
         removed,
-        2 + 2 + 2 + 1 + 1 + 2 + 1 + 4 + 1 + 1 + 1 + 2 + 2 + 1 + 1 + 1 + 1 + 1
+        2 + 2 + 2 + 1 + 2 + 3 + 1 + 1 + 2 + 2 + 1 + 1 + 1 + 1 + 1
     );
     let after = metrics.gather_text();
     assert!(!after.contains(r#"encoder_id="enc-2""#), "{after}");
@@ -440,9 +437,24 @@ async fn a_departed_encoder_takes_every_series_it_ever_had() {
     };
     assert_eq!(kept(&after), kept(&before));
 
-    // Through the health observer method, the last encoder leaves: nothing is left.
+    // Through the health observer method, the last encoder leaves: nothing of any
+    // encoder is left, only the fleet's duration histograms.
     metrics.health().encoder_removed("enc-1");
-    assert_eq!(metrics.gather_text(), "");
+    let left = metrics.gather_text();
+    assert!(!left.contains("encoder_id="), "{left}");
+    let families: Vec<_> = left
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .collect();
+    assert_eq!(
+        families,
+        [
+            "helo_cooling_duration_seconds histogram",
+            "helo_health_check_duration_seconds histogram",
+            "helo_request_duration_seconds histogram",
+            "helo_warmup_duration_seconds histogram",
+        ]
+    );
     assert_eq!(metrics.remove_encoder("enc-1"), 0);
 }
 

@@ -376,14 +376,33 @@
     if (!dialog.open) dialog.showModal();
   }
 
+  const TOKEN_KEY = "conn-supervisor-admin-token";
+
+  function actionHeaders() {
+    const headers = { Accept: "application/json" };
+    const token = sessionStorage.getItem(TOKEN_KEY);
+    if (token) headers.Authorization = "Bearer " + token;
+    return headers;
+  }
+
   async function act(method, path, question, done) {
     const id = openId;
     if (id === null || !window.confirm(question)) return;
     const result = $("d-result");
     result.textContent = "sending\u2026";
     try {
-      const res = await fetch("/api/encoders/" + encodeURIComponent(id) + path,
-        { method, headers: { Accept: "application/json" } });
+      const url = "/api/encoders/" + encodeURIComponent(id) + path;
+      let res = await fetch(url, { method, headers: actionHeaders() });
+      // A server with an admin token refuses actions without it: ask once, keep it
+      // for this tab only (sessionStorage), and send it again.
+      if (res.status === 401) {
+        const token = window.prompt("This supervisor needs its admin token to " + method + " " + path + ":");
+        if (token) {
+          sessionStorage.setItem(TOKEN_KEY, token.trim());
+          res = await fetch(url, { method, headers: actionHeaders() });
+          if (res.status === 401) sessionStorage.removeItem(TOKEN_KEY);
+        }
+      }
       const body = await res.json().catch(() => ({}));
       result.textContent = res.ok ? done(body) : "refused: HTTP " + res.status + " " + (body.error || "");
     } catch (e) {

@@ -3,7 +3,7 @@
 //! The node joins at start; a driver task then follows its [`ClusterView`]: a loop
 //! runs (observing at least) for every encoder the node supervises, and an encoder
 //! the node must give up is released only after its loop has stopped. Every device
-//! action and every operator command first asks [`Cluster::permit`]: the node acts
+//! action and every operator command first asks `Cluster::permit`: the node acts
 //! only on what it owns, and only while its lease is valid with margin. Every
 //! decision about membership, assignment and fencing is `conn-cluster`'s.
 
@@ -348,7 +348,7 @@ async fn start_with(
     margin: Duration,
     thread: CoordinationThread,
 ) -> Result<Fleet, FleetError> {
-    let fleet = Fleet::new(&config.defaults)?;
+    let fleet = Fleet::with_metrics(&config.defaults, config.metrics)?;
     let metrics = fleet.metrics().cluster(node.node())?;
     let cluster = std::sync::Arc::new(Cluster {
         settings: settings.clone(),

@@ -42,6 +42,15 @@ pub async fn demo(encoders: usize, listen: Option<SocketAddr>) -> ExitCode {
 
 /// Runs a fleet with its admin API until SIGINT/SIGTERM; SIGHUP reloads `path`.
 async fn supervise(config: FleetConfig, path: Option<&Path>, demo: Option<Demo>) -> ExitCode {
+    crate::nofile::raise_and_log();
+    // The TLS files are read before anything listens: a bad one stops the start.
+    let admin_options = match admin::AdminOptions::from_config(&config) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("conn-supervisor: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let listener = match TcpListener::bind(config.admin_listen).await {
         Ok(l) => l,
         Err(e) => {
@@ -65,14 +74,31 @@ async fn supervise(config: FleetConfig, path: Option<&Path>, demo: Option<Demo>)
         }
     };
     // The first line on stdout says where to look; scripts and the README rely on it.
-    println!("admin: http://{admin_addr}/");
+    let scheme = if admin_options.is_tls() {
+        "https"
+    } else {
+        "http"
+    };
+    println!("admin: {scheme}://{admin_addr}/");
     let _ = std::io::stdout().flush();
-    tracing::info!(encoders = config.encoders.len(), admin = %admin_addr, "supervisor started");
+    tracing::info!(
+        encoders = config.encoders.len(),
+        admin = %admin_addr,
+        tls = admin_options.is_tls(),
+        token = config.admin.token.is_some(),
+        max_connections = admin_options.limits().max_connections,
+        "supervisor started"
+    );
 
     let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(admin::serve(listener, fleet.clone(), async {
-        let _ = admin_stopped.await;
-    }));
+    let server = tokio::spawn(admin::serve_with(
+        listener,
+        fleet.clone(),
+        admin_options,
+        async {
+            let _ = admin_stopped.await;
+        },
+    ));
     wait_for_stop(&fleet, path).await;
     tracing::info!("shutting down");
     fleet.shutdown(SHUTDOWN_GRACE).await;

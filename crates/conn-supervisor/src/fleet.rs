@@ -16,7 +16,7 @@ use conn_health::{
     ConnectionHealthChecker, DesiredState, DeviceStateMirror, EncoderSupervision, Expectations,
     HealthError, MirrorConfig,
 };
-use conn_metrics::{HeloMetrics, MetricsError, MetricsLayer};
+use conn_metrics::{HeloMetrics, MetricsError, MetricsLayer, MetricsOptions};
 use helo_transport::Device;
 use tokio::{
     sync::{watch, Notify},
@@ -64,9 +64,24 @@ pub enum FleetError {
     /// The thread that talks to etcd could not start.
     #[error("cannot start the cluster thread: {0}")]
     ClusterThread(std::io::Error),
+    /// A TLS file of the admin API cannot be used (`admin_tls_cert`, `admin_tls_key`).
+    #[error("{key} = {path}: {why}")]
+    AdminTls {
+        /// The configuration key naming the file.
+        key: &'static str,
+        /// The file, as resolved.
+        path: String,
+        /// What is wrong with it (never its content).
+        why: String,
+    },
 }
 
 impl FleetError {
+    /// A TLS file of the admin API cannot be used.
+    pub fn is_admin_tls(&self) -> bool {
+        matches!(self, Self::AdminTls { .. })
+    }
+
     /// No encoder with this id in the fleet.
     pub fn is_unknown_encoder(&self) -> bool {
         matches!(self, Self::UnknownEncoder(_))
@@ -127,9 +142,15 @@ impl std::fmt::Debug for Fleet {
 }
 
 impl Fleet {
-    /// An empty fleet with these fleet-wide settings.
+    /// An empty fleet with these fleet-wide settings and the default metrics detail.
     pub fn new(defaults: &Tunables) -> Result<Self, FleetError> {
-        let metrics = HeloMetrics::new()?;
+        Self::with_metrics(defaults, MetricsOptions::default())
+    }
+
+    /// An empty fleet with these fleet-wide settings, keeping the metrics detail
+    /// `options` asks for (`[metrics]` in the configuration file).
+    pub fn with_metrics(defaults: &Tunables, options: MetricsOptions) -> Result<Self, FleetError> {
+        let metrics = HeloMetrics::with_options(options)?;
         let observer = Arc::new(FleetObserver::new(metrics.clone()));
         let warmup = WarmupManager::new(HeloConnector, settings::pool(defaults), observer.clone());
         let thermal = ConnectionThermalManager::new(
@@ -159,7 +180,7 @@ impl Fleet {
 
     /// Starts supervising every encoder of `config`.
     pub fn start(config: &FleetConfig) -> Result<Self, FleetError> {
-        let fleet = Self::new(&config.defaults)?;
+        let fleet = Self::with_metrics(&config.defaults, config.metrics)?;
         for encoder in &config.encoders {
             fleet.add_encoder(encoder.clone())?;
         }

@@ -13,6 +13,7 @@ pub mod fleet;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod logging;
+pub mod nofile;
 pub mod observer;
 pub mod report;
 pub mod settings;

@@ -21,6 +21,7 @@ pub fn pool(t: &Tunables) -> PoolConfig {
         max_lifetime: t.max_lifetime,
         ping_timeout: t.request_timeout,
         max_in_flight_per_encoder: t.max_in_flight,
+        auth_failed_backoff: t.login_lockout,
         ..PoolConfig::default()
     }
     .with_warmup_for(t.connect_timeout, t.request_timeout)

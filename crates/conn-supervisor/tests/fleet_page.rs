@@ -1,7 +1,8 @@
 //! The fleet page in a real headless Chromium, against the demo fleet running in this
 //! process: every encoder has a tile, a failure shows up through the live updates
 //! without a reload, the buttons act, device text stays text, and the page says
-//! "disconnected" when the supervisor goes away. Skips (saying why) only when Chromium
+//! "disconnected" when the supervisor goes away; behind an admin token, the buttons
+//! ask for it once. Skips (saying why) only when Chromium
 //! or chromedriver is not installed.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -12,7 +13,12 @@ mod browser;
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use browser::{Browser, Installed};
-use conn_supervisor::{admin, config::Tunables, demo::Demo, fleet::Fleet};
+use conn_supervisor::{
+    admin::{self, AdminOptions},
+    config::{AdminToken, Tunables},
+    demo::Demo,
+    fleet::Fleet,
+};
 use helo_sim::Faults;
 use serde_json::Value;
 use tokio::{net::TcpListener, sync::oneshot};
@@ -332,6 +338,129 @@ async fn the_fleet_page_follows_the_fleet_live_and_its_buttons_act() {
     );
 
     b.close().await;
+    fleet.shutdown(Duration::from_secs(2)).await;
+    demo.stop().await;
+}
+
+/// The text of the alert the page opens next (confirm or prompt), within 5 s.
+async fn next_alert(b: &Browser) -> String {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match b.client().get_alert_text().await {
+            Ok(text) => return text,
+            Err(e) => assert!(
+                tokio::time::Instant::now() < deadline,
+                "no alert in time: {e}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn result_line(b: &Browser, expect: &str) -> String {
+    let text = b
+        .wait_for(
+            expect,
+            Duration::from_secs(10),
+            &format!(
+                "const t = document.getElementById('d-result').textContent; \
+                 return t.startsWith({expect:?}) ? t : null"
+            ),
+        )
+        .await
+        .unwrap();
+    text.as_str().unwrap_or_default().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_token_the_buttons_ask_for_it_once() {
+    const TOKEN: &str = "page-test-token-0815";
+    let installed = match Installed::find() {
+        Ok(i) => i,
+        Err(reason) => {
+            eprintln!("skipped: {reason}");
+            return;
+        }
+    };
+    let demo = Demo::start(8, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let fleet = Fleet::start(&demo.config).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr: SocketAddr = listener.local_addr().unwrap();
+    let (stop_admin, admin_stopped) = oneshot::channel::<()>();
+    let options = AdminOptions::default().with_token(AdminToken::new(TOKEN), false);
+    let server = tokio::spawn(admin::serve_with(listener, fleet.clone(), options, async {
+        let _ = admin_stopped.await;
+    }));
+    let (_, id) = role(&demo, "recording");
+    let id = id.as_str();
+    let b = Browser::start(&installed, 1200, 900).await.unwrap();
+    b.goto(&format!("http://{addr}/")).await.unwrap();
+    b.wait_for(
+        "the tile",
+        Duration::from_secs(15),
+        &format!("return {} !== null", tile(id)),
+    )
+    .await
+    .unwrap();
+    b.eval(&format!("{}.click(); return null", tile(id)))
+        .await
+        .unwrap();
+    let click = |selector: &'static str| async {
+        b.client()
+            .find(fantoccini::Locator::Css(selector))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+    };
+
+    // The first action is refused; the page asks for the token. A wrong one is
+    // refused again and forgotten.
+    click("#d-hold").await;
+    assert!(next_alert(&b).await.starts_with("Hold"));
+    b.client().accept_alert().await.unwrap();
+    let asked = next_alert(&b).await;
+    assert!(asked.contains("admin token"), "{asked}");
+    b.client().send_alert_text("not-the-token").await.unwrap();
+    b.client().accept_alert().await.unwrap();
+    let said = result_line(&b, "refused").await;
+    assert!(said.contains("401"), "{said}");
+    assert!(!fleet.view(id).unwrap().held);
+    let kept = b
+        .eval("return sessionStorage.getItem('conn-supervisor-admin-token')")
+        .await
+        .unwrap();
+    assert_eq!(kept, Value::Null, "a wrong token is not kept");
+
+    // The right one: done, and kept for this tab.
+    click("#d-hold").await;
+    b.client().accept_alert().await.unwrap();
+    assert!(next_alert(&b).await.contains("admin token"));
+    b.client().send_alert_text(TOKEN).await.unwrap();
+    b.client().accept_alert().await.unwrap();
+    result_line(&b, "held").await;
+    assert!(fleet.view(id).unwrap().held);
+
+    // The next action sends it without asking.
+    b.wait_for(
+        "the tile held",
+        Duration::from_secs(10),
+        &format!("return {}.dataset.level === 'held'", tile(id)),
+    )
+    .await
+    .unwrap();
+    click("#d-hold").await;
+    assert!(next_alert(&b).await.starts_with("Release"));
+    b.client().accept_alert().await.unwrap();
+    result_line(&b, "released").await;
+    assert!(!fleet.view(id).unwrap().held);
+
+    b.close().await;
+    let _ = stop_admin.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
     fleet.shutdown(Duration::from_secs(2)).await;
     demo.stop().await;
 }

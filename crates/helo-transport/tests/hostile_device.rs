@@ -198,3 +198,37 @@ async fn requests_beyond_the_budget_fail_fast_unsent_and_counted() {
     a.get_param(names::SYS_NAME).await.unwrap();
     assert_eq!(sim.request_count(RequestKind::Get), 6);
 }
+
+/// A device that closes an idle keep-alive connection (as HELO firmware does after its
+/// keep-alive timeout): the connection says it is closed before any request finds
+/// out, so a pool replaces it instead of handing it to a check; and a request sent
+/// anyway fails with a typed error that says why.
+#[tokio::test]
+async fn an_idle_connection_the_device_closed_reports_closed_before_use() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let device = Device::new(
+        DeviceConfig::from_url("enc-1", &url)
+            .unwrap()
+            .with_request_timeout(TIMEOUT)
+            .unwrap()
+            .with_connect_timeout(TIMEOUT)
+            .unwrap(),
+    );
+    let (conn, accepted) = tokio::join!(HeloConnection::connect(&device), listener.accept());
+    let conn = conn.unwrap();
+    assert!(!conn.is_closed());
+    drop(accepted.unwrap());
+
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while !conn.is_closed() {
+        assert!(Instant::now() < deadline, "the close was never noticed");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let err = conn.get_param(names::SYS_NAME).await.unwrap_err();
+    assert_eq!(err.outcome(), Outcome::Connection, "{err}");
+    assert!(
+        err.to_string().contains("the device closed the connection"),
+        "{err}"
+    );
+}

@@ -833,10 +833,14 @@ pub(crate) async fn upkeep<C: Connector>(slot: Arc<EncoderSlot<C::Conn>>, connec
             Action::Stop => return,
             Action::Connect => slot.warm_one(&*connector).await,
             Action::Ping(id, conn) => {
-                let ok = matches!(
-                    tokio::time::timeout(slot.config().ping_timeout, conn.ping()).await,
-                    Ok(Ok(()))
-                );
+                let ok = match tokio::time::timeout(slot.config().ping_timeout, conn.ping()).await {
+                    Ok(Ok(())) => true,
+                    // Our own request budget refused the ping: nothing was sent, so the
+                    // connection is as alive as it was; retiring it would only cost the
+                    // device a new connection and login from the same spent budget.
+                    Ok(Err(e)) => e.is_budget_exhausted(),
+                    Err(_) => false,
+                };
                 slot.ping_done(id, ok);
             }
             Action::Wait(deadline) => {

@@ -347,6 +347,29 @@ async fn keepalive_replaces_a_dead_warm_connection_before_checkout() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_keepalive_refused_by_the_request_budget_keeps_the_connection() {
+    let cfg = PoolConfig {
+        keepalive_interval: 30 * S,
+        ..config()
+    };
+    let (pool, connector, obs, enc) = pool(FakeMode::Up, cfg);
+    sleep(S).await;
+    let spared = connector.made()[1].clone();
+    spared.set_ping_shed_by_budget(true);
+    sleep(31 * S).await;
+    assert!(spared.pings() >= 2, "the keepalive was tried");
+    assert!(retired(&obs, RetireReason::Broken).is_empty());
+    assert!(!spared.is_closed());
+    assert_eq!(pool.warm_count(&enc), 3);
+    assert_eq!(connector.attempts(), 3, "no replacement opened");
+    // A ping that really fails still retires it.
+    spared.set_ping_shed_by_budget(false);
+    spared.set_ping_ok(false);
+    sleep(31 * S).await;
+    assert_eq!(retired(&obs, RetireReason::Broken), vec![spared.id()]);
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_closed_warm_connection_is_never_handed_out() {
     let (pool, connector, obs, enc) = pool(FakeMode::Up, config());
     sleep(S).await;

@@ -1,12 +1,18 @@
 //! The admin HTTP API (axum): the fleet page, metrics, liveness, readiness, encoder
 //! state and its live updates, manual cooling, hold. Bound to loopback unless
-//! configured otherwise.
+//! configured otherwise; then a bearer token guards it (`auth`), optionally over TLS
+//! (`tls`), and the server bounds its connections and requests (`serve`).
 
+mod auth;
 mod events;
+mod idle;
 mod origin;
 mod page;
+mod serve;
+mod slots;
+mod tls;
 
-use std::{future::Future, sync::Arc};
+use std::{fmt, future::Future, sync::Arc};
 
 use axum::{
     extract::{FromRef, Path, State},
@@ -20,10 +26,84 @@ use tokio::{
     net::TcpListener,
     sync::{watch, Semaphore},
 };
+use tokio_rustls::TlsAcceptor;
+use tower_http::{limit::RequestBodyLimitLayer, timeout::TimeoutLayer};
 
-use crate::fleet::{Fleet, FleetError};
+use crate::{
+    config::{AdminToken, FleetConfig, TlsFiles},
+    fleet::{Fleet, FleetError},
+};
 
-use self::events::EventsConfig;
+pub use self::serve::AdminLimits;
+use self::{auth::TokenRule, events::EventsConfig};
+
+/// How the admin server runs: who may use it, over what, within which limits.
+/// The default is the loopback case: no token, plain HTTP, default limits.
+#[derive(Clone, Default)]
+pub struct AdminOptions {
+    token: Option<TokenRule>,
+    tls: Option<TlsAcceptor>,
+    limits: AdminLimits,
+}
+
+impl AdminOptions {
+    /// The options of `config`'s admin settings; loads the TLS files, so a file that
+    /// cannot be used is an error naming its key and path.
+    pub fn from_config(config: &FleetConfig) -> Result<Self, FleetError> {
+        let admin = &config.admin;
+        let mut options = Self::default().with_limits(AdminLimits {
+            max_connections: admin.max_connections,
+            ..AdminLimits::default()
+        });
+        if let Some(token) = &admin.token {
+            options = options.with_token(token.clone(), admin.auth_reads);
+        }
+        match &admin.tls {
+            Some(files) => options.with_tls(files),
+            None => Ok(options),
+        }
+    }
+
+    /// Requests must carry `token`: every action, and with `reads` every read but
+    /// `/healthz` and `/readyz`.
+    pub fn with_token(mut self, token: AdminToken, reads: bool) -> Self {
+        self.token = Some(TokenRule { token, reads });
+        self
+    }
+
+    /// Serves HTTPS with these PEM files.
+    pub fn with_tls(mut self, files: &TlsFiles) -> Result<Self, FleetError> {
+        self.tls = Some(tls::acceptor(files)?);
+        Ok(self)
+    }
+
+    /// These limits instead of the defaults.
+    pub fn with_limits(mut self, limits: AdminLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Whether the server speaks HTTPS.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &AdminLimits {
+        &self.limits
+    }
+}
+
+impl fmt::Debug for AdminOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AdminOptions")
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("auth_reads", &self.token.as_ref().is_some_and(|t| t.reads))
+            .field("tls", &self.tls.is_some())
+            .field("limits", &self.limits)
+            .finish()
+    }
+}
 
 const INDEX: &str = "conn-supervisor admin\n\n\
 GET  /                              the fleet page (in a browser)\n\
@@ -65,14 +145,24 @@ impl FromRef<AdminState> for Fleet {
 pub fn router(fleet: Fleet) -> Router {
     // A dropped sender means "never closing" to the streams.
     let (_, never) = watch::channel(false);
-    routes(fleet, EventsConfig::default(), never)
+    routes(
+        fleet,
+        EventsConfig::default(),
+        never,
+        &AdminOptions::default(),
+    )
 }
 
-fn routes(fleet: Fleet, events: EventsConfig, closing: watch::Receiver<bool>) -> Router {
-    Router::new()
+fn routes(
+    fleet: Fleet,
+    events: EventsConfig,
+    closing: watch::Receiver<bool>,
+    options: &AdminOptions,
+) -> Router {
+    let limits = &options.limits;
+    let app = Router::new()
         .route("/", get(page::index))
         .route("/assets/{name}", get(page::asset))
-        .route("/api/events", get(live))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
@@ -81,7 +171,22 @@ fn routes(fleet: Fleet, events: EventsConfig, closing: watch::Receiver<bool>) ->
         .route("/api/encoders/{id}/cooldown", post(cooldown))
         .route("/api/encoders/{id}/hold", post(hold).delete(release))
         .route("/api/cluster", get(cluster))
-        .layer(axum::middleware::from_fn(origin::same_origin_actions))
+        // Bounds the time to each answer's head; the event stream, added after, is
+        // left out: it is an answer without end, not a slow one.
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            limits.request_timeout,
+        ))
+        .route("/api/events", get(live))
+        .layer(axum::middleware::from_fn(origin::same_origin_actions));
+    let app = match &options.token {
+        Some(rule) => app.layer(axum::middleware::from_fn_with_state(
+            Arc::new(rule.clone()),
+            auth::require_token,
+        )),
+        None => app,
+    };
+    app.layer(RequestBodyLimitLayer::new(limits.max_body_bytes))
         .with_state(AdminState {
             fleet,
             events,
@@ -90,19 +195,35 @@ fn routes(fleet: Fleet, events: EventsConfig, closing: watch::Receiver<bool>) ->
         })
 }
 
-/// Serves the admin API on `listener` until `shutdown` completes.
+/// Serves the admin API on `listener` until `shutdown` completes: no token, plain
+/// HTTP, default limits (the loopback case).
 pub async fn serve(
     listener: TcpListener,
     fleet: Fleet,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_with(listener, fleet, AdminOptions::default(), shutdown).await
+}
+
+/// Serves the admin API on `listener` with `options` until `shutdown` completes;
+/// then open event streams end and the answers under way are finished.
+pub async fn serve_with(
+    listener: TcpListener,
+    fleet: Fleet,
+    options: AdminOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let (closing, closed) = watch::channel(false);
-    axum::serve(listener, routes(fleet, EventsConfig::default(), closed))
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            let _ = closing.send(true);
-        })
-        .await
+    let app = routes(fleet, EventsConfig::default(), closed, &options);
+    serve::run(
+        listener,
+        app,
+        options.limits,
+        options.tls,
+        closing,
+        shutdown,
+    )
+    .await
 }
 
 async fn live(State(state): State<AdminState>) -> Response {

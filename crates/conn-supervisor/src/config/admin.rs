@@ -9,15 +9,38 @@ use super::{
     secrets::{self, AdminToken, SecretFiles},
 };
 
+/// Admin connections served at once unless `admin_max_connections` says otherwise.
+pub const DEFAULT_ADMIN_MAX_CONNECTIONS: usize = 256;
+
+/// The most `admin_max_connections` may be: each connection is a file descriptor.
+const MAX_ADMIN_MAX_CONNECTIONS: i64 = 65_536;
+
 /// Who may use the admin API, and over what. Where it listens is
 /// [`FleetConfig::admin_listen`](super::FleetConfig::admin_listen).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct AdminSettings {
     /// The bearer token requests must carry (`admin_token_file` or `admin_token_env`);
     /// `None`: no token, allowed only on a loopback address.
     pub token: Option<AdminToken>,
+    /// `admin_auth_reads = true`: reads need the token too, except `/healthz` and
+    /// `/readyz`; `false` (default): only actions (POST, DELETE) need it.
+    pub auth_reads: bool,
+    /// Connections served at once (`admin_max_connections`); more wait in the
+    /// listen backlog.
+    pub max_connections: usize,
     /// Serve HTTPS with these files (`admin_tls_cert`, `admin_tls_key`); `None`: HTTP.
     pub tls: Option<TlsFiles>,
+}
+
+impl Default for AdminSettings {
+    fn default() -> Self {
+        Self {
+            token: None,
+            auth_reads: false,
+            max_connections: DEFAULT_ADMIN_MAX_CONNECTIONS,
+            tls: None,
+        }
+    }
 }
 
 /// A PEM certificate (chain) and its private key.
@@ -98,7 +121,38 @@ pub(super) fn resolve(
         }
         (None, None) => None,
     };
-    AdminSettings { token, tls }
+    let auth_reads = raw.admin_auth_reads.as_ref().is_some_and(|at| at.value);
+    if auth_reads && !token_given {
+        issues.error(
+            "admin_auth_reads",
+            raw.admin_auth_reads.as_ref().and_then(|at| at.line),
+            "admin_auth_reads = true needs an admin token: set admin_token_file or \
+             admin_token_env",
+        );
+    }
+    let max_connections = match &raw.admin_max_connections {
+        None => DEFAULT_ADMIN_MAX_CONNECTIONS,
+        Some(at) => match usize::try_from(at.value) {
+            Ok(n) if (1..=MAX_ADMIN_MAX_CONNECTIONS).contains(&at.value) => n,
+            _ => {
+                issues.error(
+                    "admin_max_connections",
+                    at.line,
+                    format!(
+                        "{} is out of range: give 1 to {MAX_ADMIN_MAX_CONNECTIONS}",
+                        at.value
+                    ),
+                );
+                DEFAULT_ADMIN_MAX_CONNECTIONS
+            }
+        },
+    };
+    AdminSettings {
+        token,
+        auth_reads,
+        max_connections,
+        tls,
+    }
 }
 
 /// A token read from its source, if it can travel in an `Authorization` header.

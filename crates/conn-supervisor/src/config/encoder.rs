@@ -61,7 +61,14 @@ pub(super) fn resolve(
     let name = id.clone().unwrap_or_else(|| enc.key.clone());
     let device = DeviceConfig::from_url(name, &url.value)
         .and_then(|d| d.with_request_timeout(tunables.request_timeout))
-        .and_then(|d| d.with_connect_timeout(tunables.connect_timeout));
+        .and_then(|d| d.with_connect_timeout(tunables.connect_timeout))
+        .and_then(|d| {
+            d.with_request_budget(helo_transport::RequestBudget {
+                per_minute: tunables.request_budget,
+                burst: tunables.request_budget_burst,
+            })
+        })
+        .map(|d| d.with_login_lockout(tunables.login_lockout));
     let device = match device {
         Ok(d) => d.with_password(password),
         Err(e) => {

@@ -24,11 +24,13 @@ use std::{
     path::Path,
 };
 
+/// The `[metrics]` settings (conn-metrics' options, re-exported for embedders).
+pub use conn_metrics::MetricsOptions;
 use helo_transport::DeviceConfig;
 use toml_edit::ImDocument;
 
 pub use self::{
-    admin::{AdminSettings, TlsFiles},
+    admin::{AdminSettings, TlsFiles, DEFAULT_ADMIN_MAX_CONNECTIONS},
     cluster::{ClusterSettings, CLUSTER_NODE_ENV, DEFAULT_LEASE_TTL},
     duration::parse_duration,
     secrets::AdminToken,
@@ -126,6 +128,8 @@ pub struct FleetConfig {
     pub cluster: Option<ClusterSettings>,
     /// Fleet-wide defaults (before per-encoder overrides).
     pub defaults: Tunables,
+    /// How much detail `/metrics` keeps per encoder (`[metrics]`).
+    pub metrics: MetricsOptions,
     /// The encoders.
     pub encoders: Vec<EncoderConfig>,
     /// Things accepted that the operator should know about (e.g. a password file
@@ -143,6 +147,7 @@ impl FleetConfig {
             encoders,
             admin: AdminSettings::default(),
             cluster: None,
+            metrics: MetricsOptions::default(),
             warnings: Vec::new(),
         }
     }
@@ -215,6 +220,12 @@ impl FleetConfig {
             .cluster
             .as_ref()
             .and_then(|c| cluster::resolve(c, env, &mut issues));
+        let metrics = MetricsOptions::default().per_encoder_histograms(
+            raw.metrics
+                .as_ref()
+                .and_then(|m| m.per_encoder_histograms.as_ref())
+                .is_some_and(|at| at.value),
+        );
         let defaults =
             Tunables::default().overridden(raw.defaults.as_ref(), "defaults", &mut issues);
         if raw.encoders.is_empty() {
@@ -261,6 +272,7 @@ impl FleetConfig {
                 admin,
                 cluster,
                 defaults,
+                metrics,
                 encoders,
                 warnings,
             }),

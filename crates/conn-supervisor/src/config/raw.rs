@@ -29,10 +29,13 @@ pub(super) struct RawFile {
     pub(super) admin_token_env: Option<At<String>>,
     pub(super) admin_tls_cert: Option<At<String>>,
     pub(super) admin_tls_key: Option<At<String>>,
+    pub(super) admin_auth_reads: Option<At<bool>>,
+    pub(super) admin_max_connections: Option<At<i64>>,
     pub(super) allow_insecure_password_files: Option<At<bool>>,
     pub(super) defaults: Option<RawTunables>,
     pub(super) encoders: Vec<RawEncoder>,
     pub(super) cluster: Option<RawCluster>,
+    pub(super) metrics: Option<RawMetrics>,
 }
 
 /// One `[[encoder]]` table; `id` and `url` are required, so they are `None` only
@@ -64,16 +67,24 @@ pub(super) struct RawCluster {
     pub(super) lease_ttl: Option<At<RawDuration>>,
 }
 
+/// The `[metrics]` table.
+pub(super) struct RawMetrics {
+    pub(super) per_encoder_histograms: Option<At<bool>>,
+}
+
 const TOP_KEYS: &[&str] = &[
     "admin_listen",
     "admin_token_file",
     "admin_token_env",
     "admin_tls_cert",
     "admin_tls_key",
+    "admin_auth_reads",
+    "admin_max_connections",
     "allow_insecure_password_files",
     "defaults",
     "encoder",
     "cluster",
+    "metrics",
 ];
 
 const ENCODER_KEYS: &[&str] = &[
@@ -90,6 +101,8 @@ const ENCODER_KEYS: &[&str] = &[
 
 const CLUSTER_KEYS: &[&str] = &["etcd", "name", "node", "lease_ttl"];
 
+const METRICS_KEYS: &[&str] = &["per_encoder_histograms"];
+
 impl RawFile {
     /// Reads what can be read; every mistake goes to `issues`.
     pub(super) fn read(doc: &ImDocument<&str>, issues: &mut Issues) -> Self {
@@ -100,6 +113,11 @@ impl RawFile {
         let cluster = top
             .table("cluster", CLUSTER_KEYS, issues)
             .map(|t| RawCluster::read(&t, issues));
+        let metrics = top
+            .table("metrics", METRICS_KEYS, issues)
+            .map(|t| RawMetrics {
+                per_encoder_histograms: t.get("per_encoder_histograms", issues),
+            });
         let encoders = top
             .array_of_tables("encoder", issues)
             .into_iter()
@@ -115,10 +133,13 @@ impl RawFile {
             admin_token_env: top.get("admin_token_env", issues),
             admin_tls_cert: top.get("admin_tls_cert", issues),
             admin_tls_key: top.get("admin_tls_key", issues),
+            admin_auth_reads: top.get("admin_auth_reads", issues),
+            admin_max_connections: top.get("admin_max_connections", issues),
             allow_insecure_password_files: top.get("allow_insecure_password_files", issues),
             defaults,
             encoders,
             cluster,
+            metrics,
         }
     }
 }

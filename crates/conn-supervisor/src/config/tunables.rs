@@ -216,6 +216,16 @@ tunables! {
     connection_capacity: u32 = 16, from i64, check |v| in_range(&v, 1, 256);
     /// Requests in flight per encoder at most, over all its connections.
     max_in_flight: usize = 8, from i64, check |v| in_range(&v, 1, 256);
+    /// Requests per minute one encoder may be sent, all sources together (pool,
+    /// checks, events, actions); more are refused, counted in
+    /// `helo_request_budget_refused_total`, not sent.
+    request_budget: u32 = helo_transport::DEFAULT_REQUEST_BUDGET_PER_MINUTE, from i64, check |v| in_range(&v, 10, 100_000);
+    /// Requests one encoder may be sent at once before `request_budget` applies.
+    request_budget_burst: u32 = helo_transport::DEFAULT_REQUEST_BUDGET_BURST, from i64, check |v| in_range(&v, 1, 10_000);
+    /// After the device refuses the password, no login from any source for this long
+    /// (or until the configuration changes): a device's or a site's own lockout must
+    /// not be tripped by retries.
+    login_lockout: Duration = helo_transport::DEFAULT_LOGIN_LOCKOUT, from RawDuration, check |v| in_range(&v, SEC, 24 * HOUR);
     /// Idle connections are pinged this often to keep them warm.
     keepalive_interval: Duration = Duration::from_secs(20), from RawDuration, check |v| in_range(&v, 100 * MS, HOUR);
     /// Connections unused this long are replaced.

@@ -1,5 +1,5 @@
-//! The wire of one connection: whose turn it is, one HTTP/1.1 round trip, and what
-//! happens to an answer nobody waits for any more. The only file that touches hyper.
+//! The wire of one connection: whose turn it is, one HTTP/1.1 round trip (through
+//! [`http1`](super::http1)), and what happens to an answer nobody waits for any more.
 
 use std::{
     sync::{
@@ -9,29 +9,30 @@ use std::{
     time::Duration,
 };
 
-use bytes::Bytes;
 use futures_util::future::BoxFuture;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::client::conn::http1::SendRequest;
 use tokio::{
+    net::TcpStream,
     sync::{Mutex, OwnedMutexGuard},
-    task::JoinHandle,
     time::Instant,
 };
 
-use super::on_wire::OnTheWire;
+use super::{
+    http1::{self, WireError},
+    on_wire::OnTheWire,
+};
 use crate::{
     config::DeviceName,
-    error::{BoxError, HeloError, TimeoutPhase},
+    error::{HeloError, TimeoutPhase},
     exchange::Exchange,
     wire::{RawRequest, RawResponse},
 };
 
-type Sender = SendRequest<Full<Bytes>>;
+/// Holding it is having the wire: the turn of one request.
+type Sender = ();
 
 /// One HTTP/1.1 keep-alive connection's wire.
 ///
-/// HTTP/1.1 carries one request at a time, so the sender sits behind a fair (FIFO)
+/// HTTP/1.1 carries one request at a time, so the wire is behind a fair (FIFO)
 /// lock, the *lane*: a request holds it from sending until its answer is read, and
 /// requests behind it wait in the order they came. The time a request may wait for
 /// the lane is the queue deadline ([`HeloError::QueueTimeout`]); the time it may hold
@@ -45,15 +46,18 @@ pub(super) struct Link {
     device: DeviceName,
     authority: String,
     max_body: usize,
+    /// The largest answer head accepted.
+    head_limit: usize,
     queue_timeout: Duration,
     lane: Arc<Mutex<Sender>>,
-    /// Set by the driver task when hyper's connection ended.
-    ended: Arc<AtomicBool>,
-    /// Set when we closed the connection or an error left it in an unknown state.
+    /// Read and written only by the request holding the lane (and, while nobody
+    /// holds it, probed by [`is_closed`](Self::is_closed)).
+    stream: TcpStream,
+    /// Set when the device closed the connection, we closed it, or an error left it
+    /// in an unknown state.
     broken: AtomicBool,
     /// Why the connection is unusable, for the errors of the requests that find it so.
     reason: OnceLock<String>,
-    driver: JoinHandle<()>,
     created: Instant,
     /// Milliseconds after `created` at which a request last got the lane.
     last_turn_ms: AtomicU64,
@@ -64,16 +68,9 @@ pub(super) struct LinkParts {
     pub(super) device: DeviceName,
     pub(super) authority: String,
     pub(super) max_body: usize,
+    pub(super) head_limit: usize,
     pub(super) queue_timeout: Duration,
-    pub(super) sender: Sender,
-    pub(super) ended: Arc<AtomicBool>,
-    pub(super) driver: JoinHandle<()>,
-}
-
-impl Drop for Link {
-    fn drop(&mut self) {
-        self.driver.abort();
-    }
+    pub(super) stream: TcpStream,
 }
 
 impl Link {
@@ -83,12 +80,12 @@ impl Link {
             device: parts.device,
             authority: parts.authority,
             max_body: parts.max_body,
+            head_limit: parts.head_limit,
             queue_timeout: parts.queue_timeout,
-            lane: Arc::new(Mutex::new(parts.sender)),
-            ended: parts.ended,
+            lane: Arc::new(Mutex::new(())),
+            stream: parts.stream,
             broken: AtomicBool::new(false),
             reason: OnceLock::new(),
-            driver: parts.driver,
             created: Instant::now(),
             last_turn_ms: AtomicU64::new(0),
         })
@@ -103,8 +100,40 @@ impl Link {
         Duration::from_millis(self.last_turn_ms.load(Ordering::Relaxed))
     }
 
+    /// Whether the connection is unusable. An idle connection (nobody holds the lane)
+    /// is probed without blocking: an idle keep-alive socket that is readable was
+    /// closed by the device (or the device talks out of turn), so it is closed here
+    /// before a request finds out. The probe costs no system call while the reactor
+    /// has seen nothing on the socket.
     pub(super) fn is_closed(&self) -> bool {
-        self.broken.load(Ordering::Acquire) || self.ended.load(Ordering::Acquire)
+        if self.broken.load(Ordering::Acquire) {
+            return true;
+        }
+        match self.lane.try_lock() {
+            Ok(_idle) => self.probe_idle(),
+            Err(_) => false,
+        }
+    }
+
+    /// Probes the socket of a connection whose lane the caller holds, with no
+    /// request on the wire; closes the connection and answers `true` if it is done.
+    fn probe_idle(&self) -> bool {
+        let mut probe = [0u8; 1];
+        match self.stream.try_read(&mut probe) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => false,
+            Ok(0) => {
+                self.close("the device closed the connection");
+                true
+            }
+            Ok(_) => {
+                self.close("the device sent data nobody asked for");
+                true
+            }
+            Err(e) => {
+                self.close(&format!("the connection failed: {e}"));
+                true
+            }
+        }
     }
 
     /// Marks the connection unusable and closes its socket; the first reason given is
@@ -112,7 +141,8 @@ impl Link {
     pub(super) fn close(&self, reason: &str) {
         let _ = self.reason.set(reason.to_string());
         self.broken.store(true, Ordering::Release);
-        self.driver.abort();
+        // Tells the device at once; the descriptor itself goes with the last handle.
+        let _ = socket2::SockRef::from(&self.stream).shutdown(std::net::Shutdown::Both);
     }
 
     /// The error of a request that finds the connection unusable.
@@ -154,117 +184,72 @@ impl Link {
                 (guard, None)
             }
         };
-        if self.is_closed() {
+        if self.broken.load(Ordering::Acquire) || self.probe_idle() {
             return Err(self.closed_error(label));
         }
         Ok((guard, at.unwrap_or_else(Instant::now)))
     }
 
-    fn build(&self, label: &str, req: RawRequest) -> Result<http::Request<Full<Bytes>>, HeloError> {
-        let mut builder = http::Request::builder()
-            .method(req.method)
-            .uri(req.path_and_query.as_str())
-            .header(http::header::HOST, self.authority.as_str());
-        if let Some(cookie) = &req.cookie {
-            builder = builder.header(http::header::COOKIE, format!("session={cookie}"));
-        }
-        let body = match req.form_body {
-            Some(form) => {
-                builder = builder.header(
-                    http::header::CONTENT_TYPE,
-                    "application/x-www-form-urlencoded",
-                );
-                Full::new(Bytes::from(form))
-            }
-            None => Full::new(Bytes::new()),
-        };
-        builder.body(body).map_err(|e| HeloError::Protocol {
+    fn build(&self, label: &str, req: RawRequest) -> Result<Vec<u8>, HeloError> {
+        http1::encode(&self.authority, &req).map_err(|e| HeloError::Protocol {
             device: self.device.clone(),
             request: label.to_string(),
-            detail: format!("cannot build request: {e}"),
+            detail: match e {
+                WireError::Unsendable(what) => format!("cannot build request: {what}"),
+                other => format!("cannot build request: {other:?}"),
+            },
         })
     }
 
-    /// Sends the request and reads its answer while holding the lane. An error that
-    /// leaves the connection unusable closes it before the lane is released, so the
-    /// next request in line is told so instead of finding a dead sender.
+    /// Sends the request and reads its answer while holding the lane. A failed round
+    /// trip leaves the wire in an unknown state, and an answer that ends the
+    /// connection ends it: either closes the connection before the lane is released,
+    /// so the next request in line is told so instead of meeting a dead socket.
     async fn round_trip(
         self: Arc<Self>,
-        mut sender: OwnedMutexGuard<Sender>,
+        lane: OwnedMutexGuard<Sender>,
         label: String,
-        req: http::Request<Full<Bytes>>,
+        req: Vec<u8>,
     ) -> Result<RawResponse, HeloError> {
-        let result = self.send(&mut sender, &label, req).await;
-        if let Err(e) = &result {
-            if e.breaks_connection() {
-                self.close(&format!("{label} failed: {e}"));
-            }
+        let result = self.send(&label, &req).await;
+        match &result {
+            Ok(answer) if !answer.reusable => self.close("the device ended the connection"),
+            Ok(_) => {}
+            Err(e) => self.close(&format!("{label} failed: {e}")),
         }
-        drop(sender);
-        result
+        drop(lane);
+        result.map(|answer| answer.response)
     }
 
-    async fn send(
-        &self,
-        sender: &mut Sender,
-        label: &str,
-        req: http::Request<Full<Bytes>>,
-    ) -> Result<RawResponse, HeloError> {
-        let device = &self.device;
-        let max_body = self.max_body;
-        let connect_err = |source: BoxError| HeloError::Connect {
-            device: device.clone(),
-            request: label.to_string(),
-            source,
+    async fn send(&self, label: &str, req: &[u8]) -> Result<http1::Answer, HeloError> {
+        let error = |e: WireError| match e {
+            WireError::Io(source) => HeloError::Connect {
+                device: self.device.clone(),
+                request: label.to_string(),
+                source: Box::new(source),
+            },
+            WireError::Malformed(detail) => HeloError::Protocol {
+                device: self.device.clone(),
+                request: label.to_string(),
+                detail,
+            },
+            WireError::TooLarge => HeloError::BodyTooLarge {
+                device: self.device.clone(),
+                request: label.to_string(),
+                limit: self.max_body,
+            },
+            WireError::Unsendable(what) => HeloError::Protocol {
+                device: self.device.clone(),
+                request: label.to_string(),
+                detail: format!("cannot build request: {what}"),
+            },
         };
-        let protocol = |detail: String| HeloError::Protocol {
-            device: device.clone(),
-            request: label.to_string(),
-            detail,
-        };
-        let too_large = || HeloError::BodyTooLarge {
-            device: device.clone(),
-            request: label.to_string(),
-            limit: max_body,
-        };
-        sender.ready().await.map_err(|e| connect_err(Box::new(e)))?;
-        let resp = sender.send_request(req).await.map_err(|e| {
-            if e.is_parse() || e.is_parse_status() {
-                protocol(format!("malformed HTTP response: {e}"))
-            } else {
-                connect_err(Box::new(e))
-            }
-        })?;
-        let (parts, body) = resp.into_parts();
-        let declared = parts
-            .headers
-            .get(http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok());
-        if declared.is_some_and(|n| n > max_body as u64) {
-            return Err(too_large());
-        }
-        let body = Limited::new(body, max_body).collect().await.map_err(|e| {
-            if e.is::<http_body_util::LengthLimitError>() {
-                too_large()
-            } else {
-                protocol(format!("response body truncated: {e}"))
-            }
-        })?;
-        let header_strings = |name: http::header::HeaderName| {
-            parts
-                .headers
-                .get_all(name)
-                .iter()
-                .filter_map(|v| v.to_str().ok().map(str::to_string))
-                .collect::<Vec<_>>()
-        };
-        Ok(RawResponse {
-            status: parts.status.as_u16(),
-            set_cookies: header_strings(http::header::SET_COOKIE),
-            retry_after: header_strings(http::header::RETRY_AFTER).into_iter().next(),
-            body: body.to_bytes(),
-        })
+        http1::write_all(&self.stream, req)
+            .await
+            .map_err(|e| error(WireError::Io(e)))?;
+        http1::read_answer(&self.stream, self.head_limit, self.max_body)
+            .await
+            .map_err(error)
     }
 }
 
@@ -287,14 +272,14 @@ impl Exchange for Link {
             let http_req = http_req?;
             // The request deadline starts once the wire is ours: waiting behind
             // other requests is the queue deadline's business.
-            let (sender, started) = link.turn(&label, called).await?;
+            let (lane, started) = link.turn(&label, called).await?;
             let since = started.saturating_duration_since(link.created);
             link.last_turn_ms.store(
                 u64::try_from(since.as_millis()).unwrap_or(u64::MAX),
                 Ordering::Relaxed,
             );
             let mut on_wire = OnTheWire::new(
-                Box::pin(link.clone().round_trip(sender, label.clone(), http_req)),
+                Box::pin(link.clone().round_trip(lane, label.clone(), http_req)),
                 link.clone(),
                 label.clone(),
                 limit,

@@ -1,13 +1,14 @@
 //! One keep-alive HTTP/1.1 connection to one device, as a tower `Service`.
 
 mod clock;
+mod http1;
 mod link;
 mod on_wire;
 
 use std::{
     fmt,
     sync::{
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        atomic::{AtomicU64, Ordering},
         Arc,
     },
     task::{ready, Context, Poll},
@@ -15,8 +16,6 @@ use std::{
 };
 
 use futures_util::future::BoxFuture;
-use hyper::client::conn::http1;
-use hyper_util::rt::TokioIo;
 use tokio::{
     net::TcpStream,
     sync::{OwnedSemaphorePermit, Semaphore},
@@ -34,8 +33,8 @@ use crate::{
     stats::{ConnectionStats, StatsSnapshot},
 };
 
-/// The read buffer of a connection, and the largest response head it accepts.
-const READ_BUFFER: usize = 2048;
+/// The largest response head accepted (a HELO answer's is about 300 bytes).
+const HEAD_LIMIT: usize = 8192;
 
 /// A process-wide unique connection number, used in logs (metric labels use the
 /// pool's stable slot instead).
@@ -165,49 +164,16 @@ impl HeloConnection {
             })?;
         // Requests are tiny; Nagle would only add latency.
         let _ = stream.set_nodelay(true);
-        let mut builder = http1::Builder::new();
-        // Some AJA firmware sends slightly non-compliant headers; be tolerant.
-        builder
-            .allow_spaces_after_header_name_in_responses(true)
-            .allow_obsolete_multiline_headers_in_responses(true)
-            .ignore_invalid_headers_in_responses(true)
-            // HELO answers are a few hundred bytes: read them in blocks of this size
-            // rather than hyper's 8 KiB, which every idle connection would keep. It is
-            // also the largest response head accepted (bodies are read in blocks and
-            // capped by `max_body_bytes`).
-            .read_buf_exact_size(Some(READ_BUFFER));
-        let (sender, conn) = tokio::time::timeout(limit, builder.handshake(TokioIo::new(stream)))
-            .await
-            .map_err(|_| HeloError::Timeout {
-                device: name.clone(),
-                request: request.clone(),
-                phase: TimeoutPhase::Handshake,
-                after: limit,
-            })?
-            .map_err(|e| HeloError::Connect {
-                device: name.clone(),
-                request: request.clone(),
-                source: Box::new(e),
-            })?;
-        let ended = Arc::new(AtomicBool::new(false));
-        let driver = {
-            let ended = ended.clone();
-            let name = name.clone();
-            tokio::spawn(async move {
-                if let Err(e) = conn.await {
-                    tracing::debug!(encoder_id = %name, error = %e, "connection ended");
-                }
-                ended.store(true, Ordering::Release);
-            })
-        };
+        // No HTTP library connection, driver task or buffer is kept: the link
+        // writes and reads the socket itself, one request at a time, and holds
+        // nothing between requests (see `http1`).
         let link = Link::new(LinkParts {
             device: name,
             authority: cfg.authority(),
             max_body: cfg.max_body_bytes(),
+            head_limit: HEAD_LIMIT,
             queue_timeout: cfg.queue_timeout(),
-            sender,
-            ended,
-            driver,
+            stream,
         });
         let conn = Self::from_inner(Arc::new(Inner {
             id: ConnectionId::next(),

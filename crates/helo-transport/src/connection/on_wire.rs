@@ -16,10 +16,11 @@ use crate::{error::HeloError, wire::RawResponse};
 /// A request sent (or about to be) on an HTTP/1.1 connection, with its answer not yet
 /// read.
 ///
-/// Dropping a hyper response future half-way closes the whole connection, which
-/// failed every request queued behind it ("channel closed"). Dropped before it
-/// finishes, because its deadline passed or its caller gave up, this hands the round
-/// trip to [`OnTheWire::drain`], which reads the late answer in the background.
+/// Dropping a round trip half-way would leave part of its answer on the socket, to be
+/// read as the next request's; closing the connection instead would fail every
+/// request queued behind it. Dropped before it finishes, because its deadline passed
+/// or its caller gave up, this hands the round trip to [`OnTheWire::drain`], which
+/// reads the late answer in the background.
 pub(super) struct OnTheWire {
     fut: Option<BoxFuture<'static, Result<RawResponse, HeloError>>>,
     link: Arc<Link>,

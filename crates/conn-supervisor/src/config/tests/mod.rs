@@ -133,6 +133,37 @@ fn a_good_file_resolves_defaults_and_overrides() {
 }
 
 #[test]
+fn the_request_budget_and_login_lockout_reach_the_device() {
+    let cfg = parse(
+        "[defaults]\nrequest_budget = 120\nlogin_lockout = \"30s\"\n\
+         [[encoder]]\nid = \"a\"\nurl = \"http://h\"\n\
+         [[encoder]]\nid = \"b\"\nurl = \"http://h2\"\n\
+         [encoder.overrides]\nrequest_budget_burst = 5\nlogin_lockout = \"1h\"\n",
+    )
+    .unwrap();
+    let a = &cfg.encoders[0].device;
+    assert_eq!(a.request_budget().per_minute, 120);
+    assert_eq!(
+        a.request_budget().burst,
+        helo_transport::DEFAULT_REQUEST_BUDGET_BURST
+    );
+    assert_eq!(a.login_lockout(), Duration::from_secs(30));
+    let b = &cfg.encoders[1].device;
+    assert_eq!(b.request_budget().per_minute, 120);
+    assert_eq!(b.request_budget().burst, 5);
+    assert_eq!(b.login_lockout(), Duration::from_secs(3600));
+    // The pool waits as long as every other login source.
+    let pool = crate::settings::pool(&cfg.encoders[1].tunables);
+    assert_eq!(pool.auth_failed_backoff, Duration::from_secs(3600));
+    check_err(
+        "[defaults]\nrequest_budget = 0\n[[encoder]]\nid = \"a\"\nurl = \"http://h\"\n",
+        "defaults.request_budget",
+        Some(2),
+        "",
+    );
+}
+
+#[test]
 fn passwords_never_reach_debug_output() {
     let cfg = parse(GOOD).unwrap();
     let dbg = format!("{cfg:?}");
@@ -147,6 +178,26 @@ fn default_admin_address_is_loopback() {
     let cfg = parse("[[encoder]]\nid = \"a\"\nurl = \"http://h\"\n").unwrap();
     assert_eq!(cfg.admin_listen.to_string(), DEFAULT_ADMIN_LISTEN);
     assert_eq!(cfg.encoders[0].tunables, Tunables::default());
+}
+
+#[test]
+fn per_encoder_histograms_are_off_unless_the_metrics_table_asks() {
+    let enc = "[[encoder]]\nid = \"a\"\nurl = \"http://h\"\n";
+    assert!(!parse(enc).unwrap().metrics.per_encoder_histograms);
+    let on = format!("[metrics]\nper_encoder_histograms = true\n{enc}");
+    assert!(parse(&on).unwrap().metrics.per_encoder_histograms);
+    check_err(
+        &format!("[metrics]\nper_encoder_histograms = \"yes\"\n{enc}"),
+        "metrics.per_encoder_histograms",
+        Some(2),
+        "",
+    );
+    check_err(
+        &format!("[metrics]\nper_connection = true\n{enc}"),
+        "metrics.per_connection",
+        Some(2),
+        "unknown key",
+    );
 }
 
 #[test]
@@ -266,6 +317,11 @@ fn the_example_file_in_the_repository_is_valid() {
         cfg.defaults,
         Tunables::default(),
         "the example documents the defaults"
+    );
+    assert_eq!(
+        (cfg.admin.max_connections, cfg.admin.auth_reads),
+        (DEFAULT_ADMIN_MAX_CONNECTIONS, false),
+        "the example documents the admin defaults"
     );
     assert_eq!(
         cfg.encoders[1].tunables.check_interval,

@@ -284,3 +284,39 @@ fn admin_tls_needs_both_files_and_both_readable() {
         "{err}"
     );
 }
+
+#[test]
+fn admin_auth_reads_needs_a_token_and_max_connections_a_sane_number() {
+    let dir = TempDir::new();
+    dir.file("admin.token", "tok\n", 0o600);
+    let enc = encoder_with("");
+    let cfg = parse_in(&enc, dir.path()).unwrap();
+    assert!(!cfg.admin.auth_reads);
+    assert_eq!(cfg.admin.max_connections, DEFAULT_ADMIN_MAX_CONNECTIONS);
+
+    let err = parse_in(&format!("admin_auth_reads = true\n{enc}"), dir.path()).unwrap_err();
+    assert_eq!(err.issues.len(), 1, "{err}");
+    assert_eq!(
+        (err.issues[0].key.as_str(), err.issues[0].line),
+        ("admin_auth_reads", Some(1)),
+        "{err}"
+    );
+    assert!(
+        err.issues[0].message.contains("needs an admin token"),
+        "{err}"
+    );
+    let guarded = format!(
+        "admin_token_file = \"admin.token\"\nadmin_auth_reads = true\n\
+         admin_max_connections = 32\n{enc}"
+    );
+    let cfg = parse_in(&guarded, dir.path()).unwrap();
+    assert!(cfg.admin.auth_reads && cfg.admin.token.is_some());
+    assert_eq!(cfg.admin.max_connections, 32);
+
+    for bad in ["0", "-1", "65537", "\"many\""] {
+        let err =
+            parse_in(&format!("admin_max_connections = {bad}\n{enc}"), dir.path()).unwrap_err();
+        assert_eq!(err.issues.len(), 1, "{bad}: {err}");
+        assert_eq!(err.issues[0].key, "admin_max_connections", "{err}");
+    }
+}
