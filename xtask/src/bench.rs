@@ -4,12 +4,13 @@
 //! `target/bench-summary.md`.
 
 mod criterion;
-mod fleet;
-mod http;
+// The fleet helpers are shared with `cargo xtask soak`.
+pub(crate) mod fleet;
+pub(crate) mod http;
 mod peer;
-mod procfs;
-mod procs;
-mod prom;
+pub(crate) mod procfs;
+pub(crate) mod procs;
+pub(crate) mod prom;
 mod report;
 
 use std::time::Duration;

@@ -1,10 +1,11 @@
-//! Project tasks: `cargo xtask test`, `cargo xtask bench`, `cargo xtask fuzz`,
-//! `cargo xtask screenshot`, `cargo xtask fmt`.
+//! Project tasks: `cargo xtask test`, `cargo xtask bench`, `cargo xtask soak`,
+//! `cargo xtask fuzz`, `cargo xtask screenshot`, `cargo xtask fmt`.
 
 mod bench;
 mod fuzz;
 mod run;
 mod screenshot;
+mod soak;
 mod test;
 
 use std::process::ExitCode;
@@ -15,6 +16,8 @@ usage: cargo xtask <task>
 tasks:
   test    fmt check, clippy (-D warnings) and every test in the workspace
   bench   criterion benchmarks and the fleet-scale sweep; writes target/bench-summary.md
+  soak    a fleet under random faults for --minutes; fails on growth after warm-up or
+          streams not back; writes target/soak-report.md (`cargo xtask soak --help`)
   screenshot  docs/fleet-page.png from the demo fleet in headless Chromium
               (more: cargo xtask screenshot --help)
   fuzz    every cargo-fuzz target for --seconds N (default 60) each (nightly, cargo-fuzz);
@@ -27,6 +30,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("test") => test::run(&args[1..]),
         Some("bench") => bench::run(&args[1..]),
+        Some("soak") => soak::run(&args[1..]),
         Some("screenshot") => screenshot::run(&args[1..]),
         Some("fuzz") => fuzz::run(&args[1..]),
         Some("fmt") => run::cargo(&["fmt", "--all"]),

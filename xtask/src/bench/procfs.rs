@@ -44,6 +44,17 @@ pub(crate) fn rss_bytes(pid: u32) -> Result<u64, String> {
         .ok_or_else(|| format!("no VmRSS in /proc/{pid}/status"))
 }
 
+/// Threads of the process (`Threads` in `/proc/PID/status`).
+pub(crate) fn threads(pid: u32) -> Result<usize, String> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .map_err(|e| format!("/proc/{pid}/status: {e}"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .ok_or_else(|| format!("no Threads in /proc/{pid}/status"))
+}
+
 /// Open file descriptors.
 pub(crate) fn fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
@@ -79,6 +90,11 @@ mod tests {
         assert!(cpu_time(me, ticks).is_ok());
         assert!(rss_bytes(me).unwrap() > 100 * 1024);
         assert!(fds(me) >= 3);
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let parked = std::thread::spawn(move || rx.recv());
+        assert!(threads(me).unwrap() >= 2);
+        drop(tx);
+        let _ = parked.join();
         assert!(machine().0 >= 1);
     }
 }

@@ -3,7 +3,7 @@
 use std::{
     fs::File,
     path::Path,
-    process::{Child, Command, Stdio},
+    process::{Child, Command, ExitStatus, Stdio},
     time::Duration,
 };
 
@@ -57,11 +57,10 @@ impl Proc {
         }
     }
 
-    /// Stops the process: SIGTERM, up to `grace` to exit, then SIGKILL.
-    pub(crate) fn stop(&mut self, grace: Duration) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
+    /// Stops the process: SIGTERM, up to `grace` to exit, then SIGKILL. Answers how it
+    /// exited after SIGTERM; `None` if it had to be killed or was already stopped.
+    pub(crate) fn stop(&mut self, grace: Duration) -> Option<ExitStatus> {
+        let mut child = self.child.take()?;
         let _ = Command::new("kill")
             .args(["-TERM", &child.id().to_string()])
             .stderr(Stdio::null())
@@ -69,19 +68,60 @@ impl Proc {
         let step = Duration::from_millis(50);
         let mut waited = Duration::ZERO;
         while waited < grace {
-            if let Ok(Some(_)) = child.try_wait() {
-                return;
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
             }
             std::thread::sleep(step);
             waited += step;
         }
         let _ = child.kill();
         let _ = child.wait();
+        None
     }
 }
 
 impl Drop for Proc {
     fn drop(&mut self) {
-        self.stop(Duration::from_secs(5));
+        let _ = self.stop(Duration::from_secs(5));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sh(name: &'static str, script: &str) -> Proc {
+        let dir = std::env::temp_dir();
+        Proc::spawn(
+            name,
+            Path::new("sh"),
+            &["-c".into(), script.into()],
+            &[],
+            &dir,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn stop_answers_how_the_process_exited() {
+        // Exits 0 on SIGTERM, as conn-supervisor does.
+        let mut clean = sh("procs-test-clean", "trap 'exit 0' TERM; sleep 5 & wait");
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(clean.check_alive().is_ok());
+        let status = clean.stop(Duration::from_secs(5)).unwrap();
+        assert!(status.success(), "{status}");
+        assert!(clean.check_alive().is_err(), "stopped");
+        assert_eq!(clean.stop(Duration::from_secs(1)), None, "already stopped");
+
+        // Ignores SIGTERM: killed after the grace, no exit status to report.
+        let mut stubborn = sh("procs-test-stubborn", "trap '' TERM; sleep 3");
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(stubborn.stop(Duration::from_millis(300)), None);
+
+        // Exited early with an error: check_alive says so.
+        let mut failing = sh("procs-test-failing", "exit 3");
+        std::thread::sleep(Duration::from_millis(300));
+        let err = failing.check_alive().unwrap_err();
+        assert!(err.contains("procs-test-failing exited early"), "{err}");
     }
 }
