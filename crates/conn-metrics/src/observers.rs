@@ -336,14 +336,7 @@ mod tests {
             CoolingOutcome::Completed,
         );
         let requests = m.requests();
-        for op in [
-            "get_param",
-            "set_param",
-            "get_descriptor",
-            "login",
-            "connect_events",
-            "wait_events",
-        ] {
+        for op in crate::metrics_layer::OPERATIONS {
             requests.record(
                 &enc,
                 op,

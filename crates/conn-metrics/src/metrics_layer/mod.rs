@@ -29,7 +29,7 @@ use crate::{registry::HeloMetrics, requests::RequestMetrics};
 
 /// Every value [`HeloRequest::operation`] gives today; anything else (a newer
 /// transport) still gets counted, through the slower labelled path.
-const OPERATIONS: [&str; 6] = [
+pub(crate) const OPERATIONS: [&str; 6] = [
     "get_param",
     "set_param",
     "get_descriptor",
