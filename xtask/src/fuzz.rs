@@ -39,6 +39,10 @@ const TARGETS: &[Target] = &[
         max_len: 8_192,
     },
     Target {
+        name: "http1_answer",
+        max_len: 8_192,
+    },
+    Target {
         name: "event_batch",
         max_len: 8_192,
     },

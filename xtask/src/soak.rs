@@ -113,6 +113,7 @@ pub(crate) fn run(extra: &[String]) -> Result<(), String> {
         args.warmup().as_secs_f64(),
         args.fault_phase().as_secs_f64(),
         args.max_rss_growth_kib_per_hour,
+        n,
     ));
     if died.is_none() {
         report.problems = final_check(&fleet);

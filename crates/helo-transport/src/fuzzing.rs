@@ -13,6 +13,7 @@ use futures_util::{future::BoxFuture, FutureExt};
 
 use crate::{
     config::{Device, DeviceConfig, DeviceName, Password},
+    connection::http1,
     device_text::{device_text, DEVICE_TEXT_MAX},
     error::HeloError,
     exchange::Exchange,
@@ -78,6 +79,78 @@ pub fn wire_response(data: &[u8]) {
             reads_back(&dev, &req, &answer);
         }
         Err(e) => check_error(&dev, &req, status, &e),
+    }
+}
+
+/// Reads the bytes a device sends on a connection as one HTTP/1.1 answer
+/// (`connection/http1.rs`: head, `Content-Length`, chunked or close-delimited body,
+/// interim answers, limits), handed over whole, one byte at a time, and in pieces of a
+/// size the input picks. Where the network splits an answer must never change what
+/// is read: the same answer or the same kind of error, and a connection that a
+/// reading seeing more bytes at once keeps is kept by one that sees fewer (surplus
+/// bytes after an answer can only be seen when they arrive with it).
+///
+/// Input: byte 0 the size of the pieces (1 to 256), byte 1 the limits (head 64 B to
+/// 8 KiB by its low three bits, body 16 B to 2 KiB by the next three), the rest the
+/// bytes on the wire, followed by the end of the stream.
+pub fn http1_answer(data: &[u8]) {
+    let Some((&[step, limits], wire)) = data.split_first_chunk::<2>() else {
+        return;
+    };
+    let head_limit = 64_usize << (limits & 7);
+    let max_body = 16_usize << ((limits >> 3) & 7);
+    let read = |step: usize| {
+        let source = http1::Pieces { data: wire, step };
+        match http1::read_answer(source, head_limit, max_body).now_or_never() {
+            Some(answer) => answer,
+            None => panic!("the framing waited on bytes that were all there"),
+        }
+    };
+    // From the most bytes per read to the fewest.
+    let readings = [
+        (usize::MAX, read(usize::MAX)),
+        (usize::from(step) + 1, read(usize::from(step) + 1)),
+        (1, read(1)),
+    ];
+    if let Ok(answer) = &readings[0].1 {
+        assert!(
+            answer.response.body.len() <= max_body,
+            "a body of {} bytes over the limit of {max_body}",
+            answer.response.body.len()
+        );
+    }
+    for pair in readings.windows(2) {
+        let [(more, a), (fewer, b)] = pair else {
+            continue;
+        };
+        match (a, b) {
+            (Ok(a), Ok(b)) => {
+                assert_eq!(
+                    a.response, b.response,
+                    "read {more} and {fewer} bytes at a time"
+                );
+                assert!(
+                    !a.reusable || b.reusable,
+                    "kept reading {more} bytes at a time, not {fewer}"
+                );
+            }
+            (Err(a), Err(b)) => assert_eq!(
+                error_kind(a),
+                error_kind(b),
+                "read {more} and {fewer} bytes at a time: {a:?} / {b:?}"
+            ),
+            (a, b) => panic!("read {more} and {fewer} bytes at a time: {a:?} / {b:?}"),
+        }
+    }
+}
+
+/// The kind of a framing error, without its text (which may say how far it got).
+fn error_kind(e: &http1::WireError) -> String {
+    match e {
+        http1::WireError::Io(e) => format!("io {:?}", e.kind()),
+        http1::WireError::Malformed(_) => "malformed".into(),
+        http1::WireError::TooLarge => "too large".into(),
+        http1::WireError::Unsendable(what) => format!("unsendable {what}"),
     }
 }
 

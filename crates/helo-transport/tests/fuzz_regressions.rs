@@ -60,6 +60,11 @@ fn wire_response_corpus_and_regressions() {
 }
 
 #[test]
+fn http1_answer_corpus_and_regressions() {
+    replay("http1_answer", fuzzing::http1_answer);
+}
+
+#[test]
 fn event_batch_corpus_and_regressions() {
     replay("event_batch", fuzzing::event_batch);
 }

@@ -278,6 +278,23 @@ pub(crate) fn render(r: &Report) -> String {
         prev = Some(x);
     }
 
+    let judged: Vec<&Sample> = r
+        .samples
+        .iter()
+        .filter(|x| x.t_s >= a.warmup().as_secs_f64() && x.t_s <= a.fault_phase().as_secs_f64())
+        .filter(|x| x.series_by_metric.is_some())
+        .collect();
+    if let (Some(first), Some(last)) = (judged.first(), judged.last()) {
+        let _ = writeln!(
+            s,
+            "\n## Series by metric\n\nWhere the series changed between the first and the \
+             last sample of the judged window ({} label values then, {} at the end):\n",
+            opt(first.label_values),
+            opt(last.label_values)
+        );
+        s.push_str(&series_by_metric(first, last, 12));
+    }
+
     let _ = writeln!(s, "\n## Faults injected\n");
     let started = r
         .faults
@@ -437,7 +454,8 @@ pub(crate) fn samples_csv(samples: &[Sample]) -> String {
     let mut s = String::from(
         "t_s,rss_kib,fds,threads,cpu_s,healthz,series,series_max_per_encoder,scrape_ms,\
          metrics_bytes,healthy,degraded,critical,unreachable,other,streaming,expect_streaming,\
-         recording,expect_recording,device_requests,faults,load1,connections_opened\n",
+         recording,expect_recording,device_requests,faults,load1,connections_opened,\
+         series_encoders,label_values\n",
     );
     let o = |v: Option<String>| v.unwrap_or_default();
     for x in samples {
@@ -458,7 +476,7 @@ pub(crate) fn samples_csv(samples: &[Sample]) -> String {
         });
         let _ = writeln!(
             s,
-            "{:.1},{},{},{},{},{},{},{},{},{},{fleet},{},{},{},{}",
+            "{:.1},{},{},{},{},{},{},{},{},{},{fleet},{},{},{},{},{},{}",
             x.t_s,
             o(x.rss_kib.map(|v| v.to_string())),
             o(x.fds.map(|v| v.to_string())),
@@ -472,8 +490,42 @@ pub(crate) fn samples_csv(samples: &[Sample]) -> String {
             o(x.device_requests.map(|v| format!("{v:.0}"))),
             x.faults,
             o(x.load1.map(|v| format!("{v:.2}"))),
-            o(x.connections_opened.map(|v| format!("{v:.0}")))
+            o(x.connections_opened.map(|v| format!("{v:.0}"))),
+            o(x.series_encoders.map(|v| v.to_string())),
+            o(x.label_values.map(|v| v.to_string()))
         );
+    }
+    s
+}
+
+/// The metrics whose series changed most between two samples, with their counts then
+/// and now: where the series went.
+pub(crate) fn series_by_metric(first: &Sample, last: &Sample, rows: usize) -> String {
+    let empty = BTreeMap::new();
+    let a = first.series_by_metric.as_ref().unwrap_or(&empty);
+    let b = last.series_by_metric.as_ref().unwrap_or(&empty);
+    let mut changed: Vec<(&str, usize, usize)> = a
+        .keys()
+        .chain(b.keys())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .map(|m| {
+            let n = |x: &BTreeMap<String, usize>| x.get(m).copied().unwrap_or(0);
+            (m.as_str(), n(a), n(b))
+        })
+        .filter(|(_, x, y)| x != y)
+        .collect();
+    changed.sort_by_key(|&(m, x, y)| (std::cmp::Reverse(x.abs_diff(y)), m));
+    let mut s = format!(
+        "| metric | series at {:.1} min | at {:.1} min | change |\n| --- | --- | --- | --- |\n",
+        first.t_s / 60.0,
+        last.t_s / 60.0
+    );
+    for (m, x, y) in changed.iter().take(rows) {
+        let _ = writeln!(s, "| `{m}` | {x} | {y} | {:+} |", *y as i64 - *x as i64);
+    }
+    if changed.is_empty() {
+        s.push_str("| (none changed) | | | |\n");
     }
     s
 }
@@ -593,6 +645,40 @@ mod tests {
     }
 
     #[test]
+    fn series_by_metric_shows_what_changed_most_first() {
+        let at = |t_s: f64, counts: &[(&str, usize)]| Sample {
+            t_s,
+            series_by_metric: Some(counts.iter().map(|(m, n)| (m.to_string(), *n)).collect()),
+            ..Sample::default()
+        };
+        let first = at(
+            300.0,
+            &[("helo_requests_total", 100), ("helo_up", 10), ("gone", 3)],
+        );
+        let last = at(
+            3_600.0,
+            &[
+                ("helo_requests_total", 140),
+                ("helo_up", 10),
+                ("new_total", 5),
+            ],
+        );
+        let table = series_by_metric(&first, &last, 12);
+        let rows: Vec<&str> = table.lines().skip(2).collect();
+        assert_eq!(
+            rows,
+            [
+                "| `helo_requests_total` | 100 | 140 | +40 |",
+                "| `new_total` | 0 | 5 | +5 |",
+                "| `gone` | 3 | 0 | -3 |",
+            ],
+            "{table}"
+        );
+        assert!(table.starts_with("| metric | series at 5.0 min | at 60.0 min |"));
+        assert!(series_by_metric(&first, &first, 12).contains("(none changed)"));
+    }
+
+    #[test]
     fn the_report_has_the_verdict_the_series_and_every_fault_kind() {
         let text = render(&report());
         assert!(
@@ -689,7 +775,7 @@ thread 'tokio-runtime-worker' panicked at src/x.rs:1:1:
         }
         assert!(
             samples.contains(
-                "\n10.0,10240,40,6,2.00,false,500,,3.0,,8,0,0,0,2,7,9,1,1,1000,1,3.25,\n"
+                "\n10.0,10240,40,6,2.00,false,500,,3.0,,8,0,0,0,2,7,9,1,1,1000,1,3.25,,,\n"
             ),
             "{samples}"
         );

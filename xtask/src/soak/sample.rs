@@ -5,7 +5,7 @@
 #![allow(clippy::disallowed_types)]
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet},
     time::{Duration, Instant},
 };
 
@@ -36,6 +36,12 @@ pub(crate) struct Sample {
     pub(crate) series: Option<usize>,
     /// The most series of any one encoder (by its `encoder_id` label).
     pub(crate) series_max_per_encoder: Option<usize>,
+    /// Distinct `encoder_id` values in the series.
+    pub(crate) series_encoders: Option<usize>,
+    /// Distinct values of every other label ([`SeriesCount::label_values`]).
+    pub(crate) label_values: Option<usize>,
+    /// Series by metric name.
+    pub(crate) series_by_metric: Option<BTreeMap<String, usize>>,
     pub(crate) scrape_ms: Option<f64>,
     pub(crate) metrics_bytes: Option<usize>,
     /// Connections warmed so far (`helo_warmup_success_total`): every new connection
@@ -168,17 +174,71 @@ pub(crate) fn parse_encoders(body: &str) -> Result<Vec<EncoderState>, String> {
         .collect()
 }
 
-/// Series in a `/metrics` text, and the most of any one encoder.
-pub(crate) fn count_series(text: &str) -> (usize, usize) {
+/// What the series of one `/metrics` text are made of.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct SeriesCount {
+    /// Lines that are not comments.
+    pub(crate) total: usize,
+    /// The most of any one encoder (by its `encoder_id` label).
+    pub(crate) max_per_encoder: usize,
+    /// Distinct `encoder_id` values.
+    pub(crate) encoders: usize,
+    /// Distinct (metric, label, value) triples of every label but `encoder_id`: the
+    /// vocabulary the series are drawn from. Series are at most encoders × the label
+    /// sets this vocabulary allows, so while it and the encoders stay bounded, so do
+    /// the series; a label fed from something unbounded (a connection id, device text)
+    /// makes it grow.
+    pub(crate) label_values: usize,
+    /// Series by metric name (a histogram's lines under their own names).
+    pub(crate) by_metric: BTreeMap<String, usize>,
+}
+
+/// Counts the series of a `/metrics` text.
+pub(crate) fn count_series(text: &str) -> SeriesCount {
     let mut per_encoder: BTreeMap<&str, usize> = BTreeMap::new();
-    let mut total = 0;
-    for (_, labels, _) in prom::samples(text) {
-        total += 1;
-        if let Some(id) = prom::label(labels, "encoder_id") {
-            *per_encoder.entry(id).or_default() += 1;
+    let mut values: BTreeSet<(&str, &str, &str)> = BTreeSet::new();
+    let mut count = SeriesCount::default();
+    for (name, labels, _) in prom::samples(text) {
+        count.total += 1;
+        *count.by_metric.entry(name.to_string()).or_default() += 1;
+        for (key, value) in label_pairs(labels) {
+            if key == "encoder_id" {
+                *per_encoder.entry(value).or_default() += 1;
+            } else {
+                values.insert((name, key, value));
+            }
         }
     }
-    (total, per_encoder.values().copied().max().unwrap_or(0))
+    count.max_per_encoder = per_encoder.values().copied().max().unwrap_or(0);
+    count.encoders = per_encoder.len();
+    count.label_values = values.len();
+    count
+}
+
+/// The `key="value"` pairs of a label text (values as written, escapes kept).
+fn label_pairs(labels: &str) -> Vec<(&str, &str)> {
+    let mut pairs = Vec::new();
+    let mut rest = labels;
+    while let Some((key, after)) = rest.split_once("=\"") {
+        // The value ends at the first quote that is not escaped.
+        let mut end = None;
+        let mut escaped = false;
+        for (i, c) in after.char_indices() {
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => {
+                    end = Some(i);
+                    break;
+                }
+                _ => {}
+            }
+        }
+        let Some(end) = end else { break };
+        pairs.push((key.trim_start_matches(',').trim(), &after[..end]));
+        rest = &after[end + 1..];
+    }
+    pairs
 }
 
 /// The first field of `/proc/loadavg`.
@@ -239,9 +299,12 @@ pub(crate) fn take(fleet: &Fleet, t_s: f64, ticks: f64, faults: usize) -> Sample
         Ok(r) if r.status == 200 => {
             s.scrape_ms = Some(started.elapsed().as_secs_f64() * 1e3);
             s.metrics_bytes = Some(r.body.len());
-            let (total, per_encoder) = count_series(&r.body);
-            s.series = Some(total);
-            s.series_max_per_encoder = Some(per_encoder);
+            let count = count_series(&r.body);
+            s.series = Some(count.total);
+            s.series_max_per_encoder = Some(count.max_per_encoder);
+            s.series_encoders = Some(count.encoders);
+            s.label_values = Some(count.label_values);
+            s.series_by_metric = Some(count.by_metric);
             s.connections_opened = Some(prom::sum(&r.body, "helo_warmup_success_total"));
         }
         Ok(r) => warn("/metrics", format!("answered {}", r.status)),
@@ -322,8 +385,33 @@ mod tests {
                     a{encoder_id=\"enc-00001\",x=\"y\"} 2\n\
                     a{encoder_id=\"enc-00002\"} 3\n\
                     process_open_fds 12\n";
-        assert_eq!(count_series(text), (4, 2));
-        assert_eq!(count_series(""), (0, 0));
+        let c = count_series(text);
+        assert_eq!((c.total, c.max_per_encoder, c.encoders), (4, 2, 2));
+        // `x="y"` of `a`; `encoder_id` is not vocabulary.
+        assert_eq!(c.label_values, 1);
+        assert_eq!(c.by_metric["a"], 3);
+        assert_eq!(c.by_metric["process_open_fds"], 1);
+        assert_eq!(count_series(""), SeriesCount::default());
+    }
+
+    #[test]
+    fn label_values_are_read_with_escapes_and_commas() {
+        assert_eq!(
+            label_pairs(r#"encoder_id="a,b",reason="say \"hi\", then go",le="+Inf""#),
+            vec![
+                ("encoder_id", "a,b"),
+                ("reason", r#"say \"hi\", then go"#),
+                ("le", "+Inf")
+            ]
+        );
+        // The same outcome on two encoders is one value; a new connection id is a new
+        // one.
+        let text = "r{encoder_id=\"a\",outcome=\"timeout\"} 1\n\
+                    r{encoder_id=\"b\",outcome=\"timeout\"} 1\n\
+                    c{encoder_id=\"a\",connection_id=\"17\"} 1\n\
+                    c{encoder_id=\"a\",connection_id=\"18\"} 1\n";
+        let c = count_series(text);
+        assert_eq!((c.total, c.label_values, c.encoders), (4, 3, 2));
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! The verdict on what was sampled: does memory grow after warm-up, do descriptors,
 //! threads or series keep growing. Pure functions over the samples.
 
+use std::fmt::Write as _;
+
 use super::sample::Sample;
 
 /// Fewest post-warm-up samples a trend is judged on.
@@ -176,15 +178,63 @@ pub(crate) fn bounded(
     )
 }
 
-/// Every growth check over the post-warm-up window.
+/// Metric series: bounded when the encoders in them are at most the fleet and the
+/// vocabulary of every other label reaches no new heights (within `margin`).
+///
+/// The count of series itself is no test of that: each encoder's series of a closed
+/// vocabulary (request outcomes by operation, recovery actions, check results) appear
+/// the first time something happens to that encoder, so a fleet under random faults
+/// fills its bounded set for hours, and a last-quarter peak above the second-quarter
+/// one says nothing about a bound. A leak is a label fed from something without one (a
+/// connection id, device text), and that shows as new label values.
+pub(crate) fn series(window: &[&Sample], fleet: usize, margin: Margin) -> Vec<Check> {
+    let encoders = window
+        .iter()
+        .filter_map(|s| s.series_encoders)
+        .max()
+        .unwrap_or(0);
+    let mut checks = vec![
+        Check::new(
+            "encoders in the series at most the fleet",
+            encoders <= fleet && window.len() >= MIN_POINTS,
+            format!("at most {encoders} encoder ids in one scrape, for {fleet} encoders"),
+        ),
+        bounded(
+            "metric label values bounded",
+            window,
+            |s| s.label_values.map(|v| v as f64),
+            margin,
+        ),
+    ];
+    // The series themselves, for the record: they may rise while the bounded set
+    // fills, and the detail says by how much.
+    let values: Vec<f64> = window
+        .iter()
+        .filter_map(|s| s.series.map(|v| v as f64))
+        .collect();
+    if let (Some((second, last)), Some(last_sample)) = (quarters(&values), window.last()) {
+        if let Some(c) = checks.last_mut() {
+            let _ = write!(
+                c.detail,
+                "; series (not judged, see above): peak {second:.0} in the 2nd quarter,                  {last:.0} in the last ({:+.1} %), at most {} of one encoder at the end",
+                (last / second.max(1.0) - 1.0) * 100.0,
+                last_sample.series_max_per_encoder.unwrap_or(0),
+            );
+        }
+    }
+    checks
+}
+
+/// Every growth check over the post-warm-up window, for a fleet of `fleet` encoders.
 pub(crate) fn growth(
     samples: &[Sample],
     warmup_s: f64,
     end_s: f64,
     rss_bound_kib_per_hour: Option<f64>,
+    fleet: usize,
 ) -> Vec<Check> {
     let w = window(samples, warmup_s, end_s);
-    vec![
+    let mut checks = vec![
         rss(&w, rss_bound_kib_per_hour),
         bounded(
             "open descriptors bounded",
@@ -204,16 +254,16 @@ pub(crate) fn growth(
                 abs: 8.0,
             },
         ),
-        bounded(
-            "metric series bounded",
-            &w,
-            |s| s.series.map(|v| v as f64),
-            Margin {
-                rel: 0.02,
-                abs: 16.0,
-            },
-        ),
-    ]
+    ];
+    checks.extend(series(
+        &w,
+        fleet,
+        Margin {
+            rel: 0.02,
+            abs: 4.0,
+        },
+    ));
+    checks
 }
 
 #[cfg(test)]
@@ -224,7 +274,8 @@ mod tests {
         (a - b).abs() < 1e-9 * (1.0 + a.abs().max(b.abs()))
     }
 
-    /// Samples every 10 s for `minutes`, with RSS, fds, threads and series from `f(t)`.
+    /// Samples every 10 s for `minutes`, with RSS, fds, threads and series from `f(t)`;
+    /// every series is of its own label value (as in a leak), of 100 encoders.
     fn run(minutes: usize, f: impl Fn(f64) -> (u64, usize, usize, usize)) -> Vec<Sample> {
         (0..=minutes * 6)
             .map(|i| {
@@ -236,6 +287,8 @@ mod tests {
                     fds: Some(fds),
                     threads: Some(threads),
                     series: Some(series),
+                    label_values: Some(series),
+                    series_encoders: Some(100),
                     ..Sample::default()
                 }
             })
@@ -284,7 +337,7 @@ mod tests {
                 30_000,
             )
         });
-        let checks = growth(&s, 600.0, 3_600.0, None);
+        let checks = growth(&s, 600.0, 3_600.0, None, 100);
         assert!(checks.iter().all(|c| c.ok), "{checks:#?}");
     }
 
@@ -299,19 +352,19 @@ mod tests {
                 30_000,
             )
         });
-        let checks = growth(&s, 600.0, 3_600.0, None);
+        let checks = growth(&s, 600.0, 3_600.0, None, 100);
         let rss = &checks[0];
         assert!(!rss.ok, "{rss:?}");
         assert!(rss.detail.contains("+12288 KiB/h"), "{}", rss.detail);
         // The same leak under a given, looser bound passes.
-        assert!(growth(&s, 600.0, 3_600.0, Some(20_000.0))[0].ok);
+        assert!(growth(&s, 600.0, 3_600.0, Some(20_000.0), 100)[0].ok);
         // The warm-up is left out: a climb of 40 MiB that stops at 10 minutes is no
         // leak, though a line through the whole hour would call it one.
         let s = run(60, |t| {
             ((81_920.0 + t.min(600.0) * 70.0) as u64, 3_000, 10, 30_000)
         });
-        assert!(growth(&s, 600.0, 3_600.0, None)[0].ok);
-        assert!(!growth(&s, 0.0, 3_600.0, None)[0].ok);
+        assert!(growth(&s, 600.0, 3_600.0, None, 100)[0].ok);
+        assert!(!growth(&s, 0.0, 3_600.0, None, 100)[0].ok);
     }
 
     #[test]
@@ -320,29 +373,59 @@ mod tests {
         let s = run(60, |t| {
             (81_920, 3_000 + (t / 60.0) as usize, 10, 30_000 + t as usize)
         });
-        let checks = growth(&s, 600.0, 3_600.0, None);
+        let checks = growth(&s, 600.0, 3_600.0, None, 100);
         let by = |name: &str| checks.iter().find(|c| c.name == name).unwrap();
         assert!(by("RSS growth after warm-up").ok);
         assert!(by("threads bounded").ok);
         // 3 000 fds: +90 allowed; 1/min, 25 between the quarters, is too few to see.
         assert!(by("open descriptors bounded").ok);
-        let series = by("metric series bounded");
+        let series = by("metric label values bounded");
         assert!(!series.ok, "{series:?}");
         assert!(
             series.detail.contains("trend +3600.0/h"),
             "{}",
             series.detail
         );
+        assert!(by("encoders in the series at most the fleet").ok);
         // Many more descriptors per minute (10) are seen.
         let s = run(60, |t| (81_920, 3_000 + (t / 6.0) as usize, 10, 30_000));
-        let checks = growth(&s, 600.0, 3_600.0, None);
+        let checks = growth(&s, 600.0, 3_600.0, None, 100);
         assert!(!checks[1].ok, "{:?}", checks[1]);
+    }
+
+    #[test]
+    fn series_that_fill_a_bounded_set_pass_and_new_label_values_or_encoders_fail() {
+        // 1 000 encoders whose series of a closed vocabulary (60 label values) appear
+        // as faults reach them: +3 % between the quarters, no new value.
+        let mut s = run(60, |t| (81_920, 3_000, 10, 23_000 + (t / 5.0) as usize));
+        for x in &mut s {
+            x.label_values = Some(60);
+            x.series_encoders = Some(1_000);
+        }
+        let checks = growth(&s, 600.0, 3_600.0, None, 1_000);
+        assert!(checks.iter().all(|c| c.ok), "{checks:#?}");
+        let values = &checks[4];
+        assert!(values.detail.contains("series (not judged"), "{values:?}");
+        // A connection id as a label: one new value a minute is a leak.
+        for x in &mut s {
+            x.label_values = Some(60 + (x.t_s / 60.0) as usize);
+        }
+        let checks = growth(&s, 600.0, 3_600.0, None, 1_000);
+        assert!(!checks[4].ok, "{:?}", checks[4]);
+        // Encoder ids that are not the fleet's (say, a departed encoder kept).
+        for x in &mut s {
+            x.label_values = Some(60);
+            x.series_encoders = Some(1_001);
+        }
+        let checks = growth(&s, 600.0, 3_600.0, None, 1_000);
+        assert!(!checks[3].ok, "{:?}", checks[3]);
+        assert!(checks[4].ok, "{:?}", checks[4]);
     }
 
     #[test]
     fn too_few_samples_is_not_a_pass() {
         let s = run(1, |_| (1_000, 10, 2, 100));
-        let checks = growth(&s, 30.0, 60.0, None);
+        let checks = growth(&s, 30.0, 60.0, None, 100);
         assert!(checks.iter().all(|c| !c.ok), "{checks:#?}");
         assert!(checks[0].detail.contains("needed to judge"));
     }
@@ -355,7 +438,7 @@ mod tests {
             let after = (t - 1_800.0).max(0.0);
             ((81_920.0 + after * 100.0) as u64, 3_000, 10, 30_000)
         });
-        assert!(growth(&s, 300.0, 1_800.0, None)[0].ok);
-        assert!(!growth(&s, 300.0, 2_400.0, None)[0].ok);
+        assert!(growth(&s, 300.0, 1_800.0, None, 100)[0].ok);
+        assert!(!growth(&s, 300.0, 2_400.0, None, 100)[0].ok);
     }
 }

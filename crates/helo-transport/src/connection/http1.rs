@@ -4,7 +4,7 @@
 //! buffer, a driver task and a 32-slot request channel per connection: about 20 KiB
 //! for every warm connection of every encoder).
 
-use std::io;
+use std::{future::Future, io};
 
 use bytes::Bytes;
 use tokio::net::TcpStream;
@@ -17,10 +17,16 @@ const MAX_HEADERS: usize = 48;
 /// How much is read at a time.
 const READ_STEP: usize = 1024;
 
+/// The longest chunk size line (size and extensions) taken.
+const CHUNK_LINE_MAX: usize = 1024;
+
+/// The most trailer bytes after a chunked body taken.
+const TRAILERS_MAX: usize = 4096;
+
 /// Why a round trip failed; the link turns it into a [`HeloError`](crate::HeloError)
 /// naming the device and the request.
 #[derive(Debug)]
-pub(super) enum WireError {
+pub(crate) enum WireError {
     /// The socket failed, or closed before the answer was whole.
     Io(io::Error),
     /// The answer is not HTTP/1.1 as this client reads it.
@@ -34,9 +40,9 @@ pub(super) enum WireError {
 
 /// A whole answer, and whether the connection can carry another request.
 #[derive(Debug)]
-pub(super) struct Answer {
-    pub(super) response: RawResponse,
-    pub(super) reusable: bool,
+pub(crate) struct Answer {
+    pub(crate) response: RawResponse,
+    pub(crate) reusable: bool,
 }
 
 /// The request's bytes: request line, `Host`, the session cookie, the form body.
@@ -98,18 +104,57 @@ pub(super) async fn write_all(stream: &TcpStream, mut bytes: &[u8]) -> io::Resul
     Ok(())
 }
 
-/// Reads once more into `buf` (at most `READ_STEP` bytes); `Ok(0)` is the end of the
-/// stream.
-async fn read_more(stream: &TcpStream, buf: &mut Vec<u8>) -> io::Result<usize> {
-    buf.reserve(READ_STEP);
-    loop {
-        stream.readable().await?;
-        match stream.try_read_buf(buf) {
-            Ok(n) => return Ok(n),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(e) => return Err(e),
+/// Where an answer's bytes come from: the connection's socket, or (for the fuzz target
+/// and its replay tests) bytes in memory handed out in pieces, so the framing is
+/// exercised with every split a network could make.
+pub(crate) trait Source {
+    /// Reads once more into `buf` (at most `READ_STEP` bytes); `Ok(0)` is the end of
+    /// the stream.
+    fn read_more<'a>(
+        &'a mut self,
+        buf: &'a mut Vec<u8>,
+    ) -> impl Future<Output = io::Result<usize>> + Send + 'a;
+}
+
+impl Source for &TcpStream {
+    async fn read_more(&mut self, buf: &mut Vec<u8>) -> io::Result<usize> {
+        buf.reserve(READ_STEP);
+        loop {
+            self.readable().await?;
+            match self.try_read_buf(buf) {
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(e),
+            }
         }
     }
+}
+
+/// Bytes in memory, read `step` bytes at a time (at least one), then the end of the
+/// stream.
+#[derive(Debug)]
+pub(crate) struct Pieces<'d> {
+    pub(crate) data: &'d [u8],
+    pub(crate) step: usize,
+}
+
+impl Source for Pieces<'_> {
+    fn read_more<'a>(
+        &'a mut self,
+        buf: &'a mut Vec<u8>,
+    ) -> impl Future<Output = io::Result<usize>> + Send + 'a {
+        let n = self.step.clamp(1, READ_STEP).min(self.data.len());
+        let (now, later) = self.data.split_at(n);
+        buf.extend_from_slice(now);
+        self.data = later;
+        std::future::ready(Ok(n))
+    }
+}
+
+fn head_too_large(limit: usize) -> WireError {
+    WireError::Malformed(format!(
+        "malformed HTTP response: head larger than {limit} bytes"
+    ))
 }
 
 fn closed_early(what: &str) -> WireError {
@@ -195,14 +240,20 @@ fn parse_head(buf: &[u8]) -> Result<Option<Head>, WireError> {
 
 /// Reads one answer: a head of at most `head_limit` bytes, a body of at most
 /// `max_body` bytes (by `Content-Length`, chunked, or to the end of the stream).
-pub(super) async fn read_answer(
-    stream: &TcpStream,
+pub(crate) async fn read_answer(
+    mut stream: impl Source,
     head_limit: usize,
     max_body: usize,
 ) -> Result<Answer, WireError> {
     let mut buf = Vec::new();
     let head = loop {
         if let Some(head) = parse_head(&buf)? {
+            // One read can bring a whole head longer than the limit: refused all the
+            // same, so that where the network splits an answer never decides whether
+            // it is read.
+            if head.len > head_limit {
+                return Err(head_too_large(head_limit));
+            }
             // An interim answer (100 Continue …) is followed by the real one.
             if (100..200).contains(&head.status) && head.status != 101 {
                 buf.drain(..head.len);
@@ -211,11 +262,9 @@ pub(super) async fn read_answer(
             break head;
         }
         if buf.len() >= head_limit {
-            return Err(WireError::Malformed(format!(
-                "malformed HTTP response: head larger than {head_limit} bytes"
-            )));
+            return Err(head_too_large(head_limit));
         }
-        if read_more(stream, &mut buf).await.map_err(WireError::Io)? == 0 {
+        if stream.read_more(&mut buf).await.map_err(WireError::Io)? == 0 {
             return Err(closed_early(if buf.is_empty() {
                 "before answering"
             } else {
@@ -229,7 +278,7 @@ pub(super) async fn read_answer(
     let (body, reusable) = if no_body {
         (Vec::new(), rest.is_empty() && !head.close)
     } else if head.chunked {
-        let body = read_chunked(stream, &mut rest, max_body).await?;
+        let body = read_chunked(&mut stream, &mut rest, max_body).await?;
         (body, rest.is_empty() && !head.close)
     } else if let Some(n) = head.content_length {
         if n > max_body as u64 {
@@ -238,7 +287,7 @@ pub(super) async fn read_answer(
         // Fits in usize: it is at most `max_body`.
         let n = n as usize;
         while rest.len() < n {
-            if read_more(stream, &mut rest).await.map_err(WireError::Io)? == 0 {
+            if stream.read_more(&mut rest).await.map_err(WireError::Io)? == 0 {
                 return Err(closed_early("in the middle of an answer"));
             }
         }
@@ -251,7 +300,7 @@ pub(super) async fn read_answer(
             if rest.len() > max_body {
                 return Err(WireError::TooLarge);
             }
-            if read_more(stream, &mut rest).await.map_err(WireError::Io)? == 0 {
+            if stream.read_more(&mut rest).await.map_err(WireError::Io)? == 0 {
                 break;
             }
         }
@@ -271,7 +320,7 @@ pub(super) async fn read_answer(
 /// Decodes a chunked body whose first bytes are in `buf`; leaves in `buf` what came
 /// after it.
 async fn read_chunked(
-    stream: &TcpStream,
+    stream: &mut impl Source,
     buf: &mut Vec<u8>,
     max_body: usize,
 ) -> Result<Vec<u8>, WireError> {
@@ -279,14 +328,17 @@ async fn read_chunked(
     let mut at = 0;
     loop {
         // The size line.
+        let too_long =
+            || WireError::Malformed("malformed HTTP response: chunk size line too long".into());
         let (size, line_len) = loop {
             match httparse::parse_chunk_size(&buf[at..]) {
+                Ok(httparse::Status::Complete((len, _))) if len > CHUNK_LINE_MAX => {
+                    return Err(too_long())
+                }
                 Ok(httparse::Status::Complete((len, size))) => break (size, len),
                 Ok(httparse::Status::Partial) => {
-                    if buf.len() - at > 1024 {
-                        return Err(WireError::Malformed(
-                            "malformed HTTP response: chunk size line too long".into(),
-                        ));
+                    if buf.len() - at >= CHUNK_LINE_MAX {
+                        return Err(too_long());
                     }
                     more(stream, buf).await?;
                 }
@@ -320,19 +372,22 @@ async fn read_chunked(
         buf.drain(..at);
         at = 0;
     }
-    // Trailers, up to the empty line.
+    // Trailers, up to the empty line: at most `TRAILERS_MAX` bytes in all, however
+    // many lines (each line is kept until the end, so lines must not add up without
+    // bound either).
+    let start = at;
+    let too_long = || WireError::Malformed("malformed HTTP response: trailers too long".into());
     loop {
         match buf[at..].windows(2).position(|w| w == b"\r\n") {
+            Some(end) if at + end + 2 - start > TRAILERS_MAX => return Err(too_long()),
             Some(0) => {
                 at += 2;
                 break;
             }
             Some(end) => at += end + 2,
             None => {
-                if buf.len() - at > 4096 {
-                    return Err(WireError::Malformed(
-                        "malformed HTTP response: trailers too long".into(),
-                    ));
+                if buf.len() - start >= TRAILERS_MAX {
+                    return Err(too_long());
                 }
                 more(stream, buf).await?;
             }
@@ -342,8 +397,8 @@ async fn read_chunked(
     Ok(body)
 }
 
-async fn more(stream: &TcpStream, buf: &mut Vec<u8>) -> Result<(), WireError> {
-    match read_more(stream, buf).await {
+async fn more(stream: &mut impl Source, buf: &mut Vec<u8>) -> Result<(), WireError> {
+    match stream.read_more(buf).await {
         Ok(0) => Err(closed_early("in the middle of an answer")),
         Ok(_) => Ok(()),
         Err(e) => Err(WireError::Io(e)),

@@ -1,7 +1,7 @@
 //! One keep-alive HTTP/1.1 connection to one device, as a tower `Service`.
 
 mod clock;
-mod http1;
+pub(crate) mod http1;
 mod link;
 mod on_wire;
 

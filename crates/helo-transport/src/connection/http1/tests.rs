@@ -153,6 +153,67 @@ async fn malformed_answers_are_typed_errors() {
     }
 }
 
+/// Reads `wire` from memory, `step` bytes at a time, with a head limit of 256 bytes
+/// and a body limit of 64.
+fn read_in_pieces(wire: &[u8], step: usize) -> Result<Answer, WireError> {
+    use futures_util::FutureExt;
+    read_answer(Pieces { data: wire, step }, 256, 64)
+        .now_or_never()
+        .expect("bytes in memory are always ready")
+}
+
+#[test]
+fn limits_hold_however_the_answer_is_split() {
+    // A head over the limit that arrives in one read is refused as when it trickles
+    // in, and one at the limit is read either way.
+    let over = format!("HTTP/1.1 200 OK\r\nX: {}\r\n\r\n", "y".repeat(233));
+    assert_eq!(over.len(), 257);
+    let at = &over[..over.len() - 5];
+    let at = format!("{at}\r\n\r\n");
+    assert_eq!(at.len(), 256);
+    for step in [1, 7, 1024] {
+        match read_in_pieces(over.as_bytes(), step) {
+            Err(WireError::Malformed(m)) => assert!(m.contains("head larger"), "{m}"),
+            other => panic!("step {step}: {other:?}"),
+        }
+        let a = read_in_pieces(at.as_bytes(), step).unwrap();
+        assert_eq!(a.response.status, 200, "step {step}");
+    }
+    // A chunk size line of 1 025 bytes (extensions) is refused whole or in pieces.
+    let long_ext = format!(
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1;{}\r\nx\r\n0\r\n\r\n",
+        "e".repeat(1021)
+    );
+    for step in [1, 1024] {
+        match read_in_pieces(long_ext.as_bytes(), step) {
+            Err(WireError::Malformed(m)) => assert!(m.contains("chunk size line"), "{m}"),
+            other => panic!("step {step}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn endless_trailer_lines_are_refused_not_buffered() {
+    // Short lines, each under any per-line limit, that never end: the trailers as a
+    // whole are bounded.
+    let mut wire =
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n".to_vec();
+    for _ in 0..10_000 {
+        wire.extend_from_slice(b"X-T: 1\r\n");
+    }
+    wire.extend_from_slice(b"\r\n");
+    for step in [1, 1024] {
+        match read_in_pieces(&wire, step) {
+            Err(WireError::Malformed(m)) => assert!(m.contains("trailers too long"), "{m}"),
+            other => panic!("step {step}: {other:?}"),
+        }
+    }
+    // A few trailers are fine.
+    let ok = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\nX-T: 1\r\n\r\n";
+    let a = read_in_pieces(ok, 3).unwrap();
+    assert_eq!((&a.response.body[..], a.reusable), (&b"ok"[..], true));
+}
+
 #[tokio::test]
 async fn a_connection_closed_before_or_during_the_answer_is_an_io_error() {
     for (answer, expected) in [
