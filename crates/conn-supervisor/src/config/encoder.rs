@@ -35,7 +35,7 @@ pub(super) fn resolve(
         }
     }
     let password = password(enc, env, files, issues);
-    let tunables = defaults.overridden(enc.overrides.as_ref(), &key("overrides"), issues);
+    let tunables = defaults.overridden(enc.overrides.as_deref(), &key("overrides"), issues);
     for (name, line) in enc
         .overrides
         .as_ref()

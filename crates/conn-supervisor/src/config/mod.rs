@@ -191,6 +191,9 @@ impl FleetConfig {
         let doc = ImDocument::parse(text).map_err(|e| fail(vec![syntax::issue(text, &e)]))?;
         let mut issues = Issues::new(text);
         let raw = RawFile::read(&doc, &mut issues);
+        // Everything needed is in `raw` now. The document of a large fleet is several
+        // times the size of the text: freed here, its memory serves what follows.
+        drop(doc);
         let admin_listen = match &raw.admin_listen {
             None => DEFAULT_ADMIN_LISTEN.parse().ok(),
             Some(at) => match at.value.parse::<SocketAddr>() {

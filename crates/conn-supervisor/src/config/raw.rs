@@ -51,7 +51,11 @@ pub(super) struct RawEncoder {
     pub(super) expect_streaming: Option<At<bool>>,
     pub(super) expect_recording: Option<At<bool>>,
     pub(super) hold: Option<At<bool>>,
-    pub(super) overrides: Option<RawTunables>,
+    /// Boxed: every key of the tunables is a field, so inline this table is most of
+    /// an encoder's size, while few encoders have one. Unboxed, the list of 40 000
+    /// encoders is one allocation over glibc's largest heap block (32 MiB), mapped
+    /// and faulted in afresh at every load: validation grew faster than the file.
+    pub(super) overrides: Option<Box<RawTunables>>,
 }
 
 /// The strings of an array, each with its index in the array (elements of the wrong
@@ -162,7 +166,7 @@ impl RawEncoder {
             hold: t.get("hold", issues),
             overrides: t
                 .table("overrides", RawTunables::KEYS, issues)
-                .map(|o| RawTunables::read(&o, issues)),
+                .map(|o| Box::new(RawTunables::read(&o, issues))),
         }
     }
 }
