@@ -80,8 +80,9 @@ pub(crate) async fn run(mut task: EncoderTask, mut stop: watch::Receiver<bool>) 
                 h.observe(Instant::now().saturating_duration_since(due).as_secs_f64());
             }
         }
-        // Boxed: the check's future is large (about 32 KiB), and held inline it would
-        // make every encoder's idle loop that large too.
+        // Boxed: the check's future (about 6 KiB in a debug build, its requests boxed
+        // and made only when needed) held inline would make every encoder's idle loop
+        // that large too.
         Box::pin(task.check_once()).await;
         due = lock(&task.supervision).next_check_at(Instant::now(), fastrand::f64());
     }
@@ -171,8 +172,7 @@ impl EncoderTask {
         if !lock(&self.supervision).needs_auto_recover_setting(stream_state) {
             return None;
         }
-        stack
-            .get_int(names::AUTO_RECOVER_STREAMING)
+        Box::pin(stack.get_int(names::AUTO_RECOVER_STREAMING))
             .await
             .ok()
             .map(|v| v != 0)
@@ -216,9 +216,12 @@ impl EncoderTask {
         deadline: Option<Duration>,
     ) -> Option<String> {
         let id = &self.id;
+        // Boxed, like every request a check may or may not make: actions are rare,
+        // and inline their futures would be part of every check's.
+        let act = Box::pin(act(stack, action));
         let result = match deadline {
-            None => act(stack, action).await,
-            Some(deadline) => tokio::time::timeout(deadline, act(stack, action))
+            None => act.await,
+            Some(deadline) => tokio::time::timeout(deadline, act)
                 .await
                 .unwrap_or_else(|_| {
                     Err(format!(

@@ -391,26 +391,27 @@ impl ConnectionHealthChecker {
                         ctx.read(
                             names::SYSTEM_STATE,
                             ctx.mirror.map(|m| m.system_state),
-                            client.get_int(names::SYSTEM_STATE),
+                            || async move { client.get_int(names::SYSTEM_STATE).await },
                         )
                         .await
                     }
                 };
-                let temp = ctx.read(
-                    names::TEMPERATURE,
-                    ctx.mirror.map(|m| m.temperature),
-                    client.temperature(),
-                );
+                let temp = ctx.read(names::TEMPERATURE, ctx.mirror.map(|m| m.temperature), {
+                    let client = client.clone();
+                    || async move { client.temperature().await }
+                });
                 let media = ctx.read(
                     names::MEDIA_AVAILABLE,
                     ctx.mirror.map(|m| m.media_available),
-                    client.get_int(names::MEDIA_AVAILABLE),
+                    {
+                        let client = client.clone();
+                        || async move { client.get_int(names::MEDIA_AVAILABLE).await }
+                    },
                 );
-                let links = ctx.read(
-                    names::LINK_ERRORS,
-                    ctx.mirror.map(|m| m.link_errors),
-                    client.get_int(names::LINK_ERRORS),
-                );
+                let links = ctx.read(names::LINK_ERRORS, ctx.mirror.map(|m| m.link_errors), {
+                    let client = client.clone();
+                    || async move { client.get_int(names::LINK_ERRORS).await }
+                });
                 let ((system_state, s1), (device_temp, s2), (media, s3), (link_errors, s4)) =
                     tokio::join!(system_state, temp, media, links);
                 if let Read::Value(n) = link_errors {
@@ -447,7 +448,7 @@ impl ConnectionHealthChecker {
                         names::STREAM_STATE,
                         ctx.mirror
                             .map(|m| reading_map(m.stream_state, |s| s.value())),
-                        async move { client.stream_state().await.map(|s| s.value()) },
+                        || async move { client.stream_state().await.map(|s| s.value()) },
                     )
                     .await;
                 lock(&ctx.notes.readings).stream_state = read_value(&read);
@@ -465,7 +466,7 @@ impl ConnectionHealthChecker {
                         names::RECORD_STATE,
                         ctx.mirror
                             .map(|m| reading_map(m.record_state, |s| s.value())),
-                        async move { client.record_state().await.map(|s| s.value()) },
+                        || async move { client.record_state().await.map(|s| s.value()) },
                     )
                     .await;
                 lock(&ctx.notes.readings).record_state = read_value(&read);
@@ -559,13 +560,18 @@ impl Ctx<'_> {
     }
 
     /// One value: from the mirror when it has it (or knows the device lacks it), else
-    /// "unsupported" when the device said so recently, else asked with `poll`.
-    /// Answers the value and whether it came from the mirror.
+    /// "unsupported" when the device said so recently, else asked with the request
+    /// `poll` makes. Answers the value and whether it came from the mirror.
+    ///
+    /// The request is made only when it is needed, and boxed: inline, every read's
+    /// request future (the whole tower stack's) would be part of the check's future
+    /// whether it is sent or not, and a fleet starting up holds a check of every
+    /// encoder at once. With events on, most reads come from the mirror.
     async fn read<T, E, F>(
         &self,
         param: &'static str,
         mirrored: Option<Reading<T>>,
-        poll: F,
+        poll: impl FnOnce() -> F,
     ) -> (Read<T>, bool)
     where
         T: Copy,
@@ -580,7 +586,7 @@ impl Ctx<'_> {
         if self.known_unsupported.contains(&param) {
             return (Read::Unsupported, false);
         }
-        let read = match poll.await {
+        let read = match Box::pin(poll()).await {
             Ok(v) => Read::Value(v),
             Err(e) => to_failed_read(e.into()),
         };
