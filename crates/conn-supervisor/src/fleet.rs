@@ -31,7 +31,7 @@ use crate::{
     observer::FleetObserver,
     report::{ConnectionView, EncoderView, PoolView, ViewParts},
     settings,
-    supervise::{self, EncoderTask},
+    supervise::{self, EncoderTask, FirstCheck},
 };
 
 /// Why the fleet could not start or take an encoder.
@@ -296,6 +296,13 @@ impl Fleet {
         let (stop, stop_rx) = watch::channel(false);
         let task = EncoderTask {
             refused: Mutex::new(None),
+            // Once the fleet has started, an added encoder is a takeover or a reload:
+            // no start-up storm to spread, and nobody watching its streams.
+            first_check: if s.ready.load(Ordering::Acquire) {
+                FirstCheck::WhenWarm
+            } else {
+                FirstCheck::Spread
+            },
             id: id.clone(),
             config: config.clone(),
             device,

@@ -44,12 +44,41 @@ pub(crate) struct EncoderTask {
     /// Why the last action was refused (`not_owner`, `demoted`), so a refusal is
     /// logged once, not at every try.
     pub(crate) refused: Mutex<Option<&'static str>>,
+    /// When the first check falls due.
+    pub(crate) first_check: FirstCheck,
 }
+
+/// When an encoder's first check falls due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FirstCheck {
+    /// Spread over the policy's window: the fleet is starting, and every encoder's
+    /// first check at once would be a storm of connects and checks.
+    Spread,
+    /// As soon as the pool has a warm connection (at the latest at the end of the
+    /// window): an encoder this node took over from one that died, or one added by a
+    /// reload, whose streams have gone unwatched since.
+    WhenWarm,
+}
+
+/// How often a taken-over encoder's loop looks whether its pool is warm yet.
+const WARM_POLL: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// Runs until `stop` says so (or its sender is dropped).
 pub(crate) async fn run(mut task: EncoderTask, mut stop: watch::Receiver<bool>) {
     let lateness = task.shared.metrics.check_lateness();
-    let mut due = lock(&task.supervision).first_check_at(Instant::now(), fastrand::f64());
+    let mut due = match task.first_check {
+        FirstCheck::Spread => {
+            lock(&task.supervision).first_check_at(Instant::now(), fastrand::f64())
+        }
+        FirstCheck::WhenWarm => {
+            let latest = lock(&task.supervision).first_check_at(Instant::now(), 1.0);
+            tokio::select! {
+                biased;
+                _ = stop.changed() => return,
+                at = task.warm_by(latest) => at,
+            }
+        }
+    };
     let mut mirror = task.mirror.take();
     let mut seen = mirror.as_ref().map(|m| m.borrow().clone());
     task.publish_status();
@@ -89,6 +118,26 @@ pub(crate) async fn run(mut task: EncoderTask, mut stop: watch::Receiver<bool>) 
 }
 
 impl EncoderTask {
+    /// When the pool can serve a check (a warm connection, or a verdict on the device:
+    /// unreachable, wrong password), at the latest `latest`.
+    async fn warm_by(&self, latest: Instant) -> Instant {
+        let pool = &self.shared.warmup;
+        loop {
+            let now = Instant::now();
+            let settled = pool.warm_count(&self.id) > 0
+                || pool
+                    .encoder_state(&self.id)
+                    .is_some_and(|s| s.is_unreachable() || s.is_auth_failed());
+            if settled || now >= latest {
+                return now;
+            }
+            // A connect and a login take milliseconds to a few hundred; polling the
+            // pool's counters is cheaper than a notification kept for every encoder
+            // for the one time it is needed.
+            tokio::time::sleep_until(latest.min(now + WARM_POLL)).await;
+        }
+    }
+
     async fn check_once(&self) {
         let s = &self.shared;
         let id = &self.id;
