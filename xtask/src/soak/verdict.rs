@@ -216,7 +216,7 @@ pub(crate) fn series(window: &[&Sample], fleet: usize, margin: Margin) -> Vec<Ch
         if let Some(c) = checks.last_mut() {
             let _ = write!(
                 c.detail,
-                "; series (not judged, see above): peak {second:.0} in the 2nd quarter,                  {last:.0} in the last ({:+.1} %), at most {} of one encoder at the end",
+                "; series (not judged, see above): peak {second:.0} in the 2nd quarter, {last:.0} in the last ({:+.1} %), at most {} of one encoder at the end",
                 (last / second.max(1.0) - 1.0) * 100.0,
                 last_sample.series_max_per_encoder.unwrap_or(0),
             );
