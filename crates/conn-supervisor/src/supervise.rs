@@ -61,7 +61,7 @@ pub(crate) enum FirstCheck {
 }
 
 /// How often a taken-over encoder's loop looks whether its pool is warm yet.
-const WARM_POLL: std::time::Duration = std::time::Duration::from_millis(20);
+const WARM_POLL: Duration = Duration::from_millis(20);
 
 /// Runs until `stop` says so (or its sender is dropped).
 pub(crate) async fn run(mut task: EncoderTask, mut stop: watch::Receiver<bool>) {
