@@ -46,7 +46,7 @@ async fn the_demo_fleet_comes_up_and_metrics_show_every_family() {
     let tunables = fast_tunables();
     config.defaults = tunables.clone();
     for e in &mut config.encoders {
-        e.tunables = tunables.clone();
+        e.tunables = tunables.clone().into();
     }
     let (fleet, admin) = start_fleet(&config).await;
     let (status, body) = http(admin, "GET", "/readyz").await;

@@ -56,7 +56,7 @@ pub(crate) fn encoder(
         expect_streaming: false,
         expect_recording: false,
         hold: false,
-        tunables: tunables.clone(),
+        tunables: tunables.clone().into(),
     }
 }
 

@@ -88,6 +88,7 @@ impl Demo {
         let mut sims = Vec::with_capacity(n);
         let mut encoders = Vec::with_capacity(n);
         let tunables = demo_tunables(speed);
+        let shared = Arc::new(tunables.clone());
         for i in 0..n {
             let role = ROLES[i % ROLES.len()];
             let mut sim_config = SimConfig {
@@ -128,7 +129,7 @@ impl Demo {
                 expect_streaming: streams,
                 expect_recording: !streams,
                 hold: role == "held",
-                tunables: tunables.clone(),
+                tunables: Arc::clone(&shared),
             });
             sims.push(sim);
         }

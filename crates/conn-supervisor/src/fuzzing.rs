@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use toml_edit::{ImDocument, Item, TableLike, Value};
 
-use crate::config::{ConfigError, FleetConfig, CLUSTER_NODE_ENV};
+use crate::config::{ConfigError, FleetConfig, Reading, CLUSTER_NODE_ENV};
 
 /// What every environment variable holds (but `HELO_CLUSTER_NODE` and names ending
 /// in `_UNSET`): a secret that must never be shown. The snowman keeps the fuzzer from
@@ -23,7 +23,8 @@ const FILE_KEYS: &[&str] = &[
 /// Parses `data` as a fleet configuration file, without I/O, and checks what the
 /// parser promises: a configuration it accepts has encoders with unique, valid ids;
 /// one it refuses says why, with lines inside the file, in file order, one line per
-/// mistake; neither shows a password or a secret from the environment.
+/// mistake; neither shows a password or a secret from the environment. And the file
+/// read one encoder's table at a time gives exactly what the whole document gives.
 ///
 /// Inputs that are not UTF-8 are skipped (reading the file refuses them first), and
 /// so are inputs that name a secret or TLS file: `FleetConfig::parse` would open it.
@@ -40,6 +41,12 @@ pub fn config(data: &[u8]) {
         _ => Some(ENV_SECRET.to_string()),
     };
     let result = FleetConfig::parse("fuzz.toml", text, &env, None);
+    let whole = FleetConfig::parse_as(Reading::Whole, "fuzz.toml", text, &env, None);
+    match (&result, &whole) {
+        (Ok(pieces), Ok(whole)) => assert_eq!(format!("{pieces:?}"), format!("{whole:?}")),
+        (Err(pieces), Err(whole)) => assert_eq!(pieces, whole),
+        _ => panic!("read in pieces: {result:?}\nread whole: {whole:?}"),
+    }
     let last_line = text.bytes().filter(|&b| b == b'\n').count() + 1;
     let mut secrets = vec![ENV_SECRET.to_string()];
     secrets.extend(file_passwords(text));

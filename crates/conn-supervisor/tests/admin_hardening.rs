@@ -60,7 +60,7 @@ impl Server {
                 expect_streaming: false,
                 expect_recording: false,
                 hold: false,
-                tunables: tunables.clone(),
+                tunables: tunables.clone().into(),
             });
             sims.push(sim);
         }

@@ -31,7 +31,7 @@ fn encoder(id: &str, url: &str, tunables: &Tunables) -> EncoderConfig {
         expect_streaming: false,
         expect_recording: false,
         hold: false,
-        tunables: tunables.clone(),
+        tunables: tunables.clone().into(),
     }
 }
 

@@ -115,7 +115,7 @@ async fn the_fleet_page_follows_the_fleet_live_and_its_buttons_act() {
     let mut config = demo.config.clone();
     config.defaults = fast_tunables();
     for e in &mut config.encoders {
-        e.tunables = fast_tunables();
+        e.tunables = fast_tunables().into();
     }
     let fleet = Fleet::start(&config).unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -1,6 +1,8 @@
 //! One `[[encoder]]` table, resolved: id, device address, password, expectations and
 //! its settings after overrides.
 
+use std::sync::Arc;
+
 use helo_transport::{DeviceConfig, Password};
 
 use super::{
@@ -14,7 +16,7 @@ use super::{
 /// The encoder, or `None` when it has a mistake (each one reported in `issues`).
 pub(super) fn resolve(
     enc: &RawEncoder,
-    defaults: &Tunables,
+    defaults: &Arc<Tunables>,
     env: &dyn Fn(&str) -> Option<String>,
     files: &SecretFiles<'_>,
     issues: &mut Issues,
@@ -35,7 +37,10 @@ pub(super) fn resolve(
         }
     }
     let password = password(enc, env, files, issues);
-    let tunables = defaults.overridden(enc.overrides.as_deref(), &key("overrides"), issues);
+    let tunables = match enc.overrides.as_deref() {
+        None => Arc::clone(defaults),
+        Some(raw) => Arc::new(defaults.overridden(Some(raw), &key("overrides"), issues)),
+    };
     for (name, line) in enc
         .overrides
         .as_ref()

@@ -14,15 +14,11 @@ mod issues;
 mod lines;
 mod raw;
 mod secrets;
+mod split;
 mod syntax;
 mod tunables;
 
-use std::{
-    collections::{hash_map::Entry, HashMap},
-    fmt,
-    net::SocketAddr,
-    path::Path,
-};
+use std::{collections::HashMap, fmt, net::SocketAddr, path::Path, sync::Arc};
 
 /// The `[metrics]` settings (conn-metrics' options, re-exported for embedders).
 pub use conn_metrics::MetricsOptions;
@@ -97,8 +93,10 @@ pub struct EncoderConfig {
     /// Start held (maintenance): observed, never acted on, until released.
     pub hold: bool,
     /// Settings after per-encoder overrides (intervals, timeouts, recovery, events;
-    /// pool, thermal and scoring settings are fleet-wide).
-    pub tunables: Tunables,
+    /// pool, thermal and scoring settings are fleet-wide). Shared: every encoder
+    /// without overrides holds the fleet's defaults, not a copy of them, so a fleet of
+    /// tens of thousands loads without one large block per copy.
+    pub tunables: Arc<Tunables>,
 }
 
 impl fmt::Debug for EncoderConfig {
@@ -184,16 +182,39 @@ impl FleetConfig {
         env: &dyn Fn(&str) -> Option<String>,
         base: Option<&Path>,
     ) -> Result<Self, ConfigError> {
+        Self::parse_as(Reading::Pieces, source_name, text, env, base)
+    }
+
+    /// [`parse`](Self::parse), reading the document in pieces where it can or
+    /// always whole (the fuzz target checks that both agree).
+    pub(crate) fn parse_as(
+        reading: Reading,
+        source_name: &str,
+        text: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+        base: Option<&Path>,
+    ) -> Result<Self, ConfigError> {
         let fail = |issues: Vec<ConfigIssue>| ConfigError {
             source_name: source_name.to_string(),
             issues,
         };
-        let doc = ImDocument::parse(text).map_err(|e| fail(vec![syntax::issue(text, &e)]))?;
-        let mut issues = Issues::new(text);
-        let raw = RawFile::read(&doc, &mut issues);
-        // Everything needed is in `raw` now. The document of a large fleet is several
-        // times the size of the text: freed here, its memory serves what follows.
-        drop(doc);
+        let in_pieces = match reading {
+            Reading::Pieces => split::split(text).and_then(|split| {
+                let mut issues = Issues::new(text);
+                RawFile::read_split(text, &split, &mut issues).map(|raw| (raw, issues))
+            }),
+            Reading::Whole => None,
+        };
+        let (mut raw, mut issues) = match in_pieces {
+            Some(read) => read,
+            None => {
+                let doc =
+                    ImDocument::parse(text).map_err(|e| fail(vec![syntax::issue(text, &e)]))?;
+                let mut issues = Issues::new(text);
+                let raw = RawFile::read(&doc, &mut issues);
+                (raw, issues)
+            }
+        };
         let admin_listen = match &raw.admin_listen {
             None => DEFAULT_ADMIN_LISTEN.parse().ok(),
             Some(at) => match at.value.parse::<SocketAddr>() {
@@ -238,33 +259,35 @@ impl FleetConfig {
                 "no [[encoder]] entries: nothing to supervise",
             );
         }
-        let mut seen: HashMap<&str, Option<usize>> = HashMap::with_capacity(raw.encoders.len());
+        let shared = Arc::new(defaults.clone());
+        // Owned ids, so each raw encoder can be dropped as soon as it is resolved: its
+        // memory then serves the next one, and a large fleet's working set stays that
+        // of the resolved list.
+        let mut seen: HashMap<String, Option<usize>> = HashMap::with_capacity(raw.encoders.len());
         let mut encoders = Vec::with_capacity(raw.encoders.len());
-        for enc in &raw.encoders {
+        for enc in std::mem::take(&mut raw.encoders) {
             if let Some(id) = &enc.id {
-                match seen.entry(id.value.trim()) {
-                    Entry::Vacant(first) => {
-                        first.insert(id.line);
+                let trimmed = id.value.trim();
+                match seen.get(trimmed) {
+                    None => {
+                        seen.insert(trimmed.to_string(), id.line);
                     }
-                    Entry::Occupied(first) => {
-                        let first = first
-                            .get()
-                            .map_or(String::new(), |l| format!(" (first on line {l})"));
+                    Some(first) => {
+                        let first =
+                            first.map_or(String::new(), |l| format!(" (first on line {l})"));
                         issues.error(
                             format!("{}.id", enc.key),
                             id.line,
-                            format!(
-                                "duplicate encoder id {}{first}",
-                                issues::quoted(id.value.trim())
-                            ),
+                            format!("duplicate encoder id {}{first}", issues::quoted(trimmed)),
                         );
                     }
                 }
             }
-            if let Some(e) = encoder::resolve(enc, &defaults, env, &files, &mut issues) {
+            if let Some(e) = encoder::resolve(&enc, &shared, env, &files, &mut issues) {
                 encoders.push(e);
             }
         }
+        drop(seen);
         if let (Some(raw), Some(settings)) = (&raw.cluster, &cluster) {
             cluster::check_request_timeouts(raw, settings, &encoders, &mut issues);
         }
@@ -282,6 +305,15 @@ impl FleetConfig {
             _ => Err(fail(errors)),
         }
     }
+}
+
+/// How [`FleetConfig::parse_as`] reads the document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reading {
+    /// One encoder's table at a time where the file allows it ([`split`]).
+    Pieces,
+    /// The whole document at once.
+    Whole,
 }
 
 /// Letters, digits, `.`, `_` and `-`, 1 to 64 of them: encoder ids, cluster and node

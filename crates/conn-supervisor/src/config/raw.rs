@@ -2,11 +2,16 @@
 //! (`toml_edit`) that notes every unknown key, wrong type and missing required key in
 //! every table, instead of stopping at the first, and keeps the line of every value.
 
+use std::ops::Range;
+
 use helo_transport::Password;
 use toml_edit::{ImDocument, Item, TableLike, Value};
 
-use super::issues::{quoted, Issues};
 pub(super) use super::tunables::RawTunables;
+use super::{
+    issues::{quoted, Issues},
+    split::Split,
+};
 
 /// A value and the line it was written on.
 #[derive(Clone)]
@@ -108,9 +113,52 @@ const CLUSTER_KEYS: &[&str] = &["etcd", "name", "node", "lease_ttl"];
 const METRICS_KEYS: &[&str] = &["per_encoder_histograms"];
 
 impl RawFile {
-    /// Reads what can be read; every mistake goes to `issues`.
+    /// Reads what can be read of the whole document; every mistake goes to `issues`.
     pub(super) fn read(doc: &ImDocument<&str>, issues: &mut Issues) -> Self {
-        let top = Table::new(doc.as_table(), String::new(), Some(1), TOP_KEYS, issues);
+        let top = Table::new(doc.as_table(), String::new(), Some(1), TOP_KEYS, 0, issues);
+        Self::read_with(&top, issues, |top, issues| {
+            top.array_of_tables("encoder", issues)
+                .into_iter()
+                .enumerate()
+                .map(|(i, (table, line))| {
+                    let t = Table::new(table, encoder_key(i), line, ENCODER_KEYS, 0, issues);
+                    RawEncoder::read(&t, issues)
+                })
+                .collect()
+        })
+    }
+
+    /// Reads the file in pieces ([`split`](super::split)), one encoder's document at
+    /// a time; `None` when a piece does not stand on its own (then the file must be
+    /// read whole, with fresh `issues`).
+    pub(super) fn read_split(text: &str, split: &Split, issues: &mut Issues) -> Option<Self> {
+        let doc = ImDocument::parse(split.top.as_str()).ok()?;
+        if doc.contains_key("encoder") {
+            return None;
+        }
+        let top = Table::new(doc.as_table(), String::new(), Some(1), TOP_KEYS, 0, issues);
+        let mut whole = true;
+        let file = Self::read_with(&top, issues, |_, issues| {
+            let mut encoders = Vec::with_capacity(split.encoders.len());
+            for (i, piece) in split.encoders.iter().enumerate() {
+                let Some(encoder) = RawEncoder::read_piece(text, piece, i, issues) else {
+                    whole = false;
+                    break;
+                };
+                encoders.push(encoder);
+            }
+            encoders
+        });
+        whole.then_some(file)
+    }
+
+    /// The file's tables in the order the whole reading finds their mistakes, with
+    /// the encoders from `encoders`.
+    fn read_with(
+        top: &Table<'_>,
+        issues: &mut Issues,
+        encoders: impl FnOnce(&Table<'_>, &mut Issues) -> Vec<RawEncoder>,
+    ) -> Self {
         let defaults = top
             .table("defaults", RawTunables::KEYS, issues)
             .map(|t| RawTunables::read(&t, issues));
@@ -122,15 +170,7 @@ impl RawFile {
             .map(|t| RawMetrics {
                 per_encoder_histograms: t.get("per_encoder_histograms", issues),
             });
-        let encoders = top
-            .array_of_tables("encoder", issues)
-            .into_iter()
-            .enumerate()
-            .map(|(i, (table, line))| {
-                let t = Table::new(table, format!("encoder[{i}]"), line, ENCODER_KEYS, issues);
-                RawEncoder::read(&t, issues)
-            })
-            .collect();
+        let encoders = encoders(top, issues);
         Self {
             admin_listen: top.get("admin_listen", issues),
             admin_token_file: top.get("admin_token_file", issues),
@@ -148,7 +188,34 @@ impl RawFile {
     }
 }
 
+/// `encoder[i]`, the prefix of the keys of the `i`th encoder in messages.
+fn encoder_key(i: usize) -> String {
+    format!("encoder[{i}]")
+}
+
 impl RawEncoder {
+    /// The `i`th encoder from its own piece of `text`; `None` when the piece is not
+    /// one whole `[[encoder]]` table by itself.
+    fn read_piece(text: &str, piece: &Range<usize>, i: usize, issues: &mut Issues) -> Option<Self> {
+        let doc = ImDocument::parse(text.get(piece.clone())?).ok()?;
+        let root = doc.as_table();
+        let tables = root.get("encoder")?.as_array_of_tables()?;
+        if root.len() != 1 || tables.len() != 1 {
+            return None;
+        }
+        let table = tables.get(0)?;
+        let line = issues.line(shifted(table.span(), piece.start));
+        let t = Table::new(
+            table,
+            encoder_key(i),
+            line,
+            ENCODER_KEYS,
+            piece.start,
+            issues,
+        );
+        Some(Self::read(&t, issues))
+    }
+
     fn read(t: &Table<'_>, issues: &mut Issues) -> Self {
         Self {
             key: t.prefix.clone(),
@@ -243,6 +310,9 @@ impl FromToml for RawDuration {
 /// with the key prefix its mistakes are reported under.
 pub(super) struct Table<'d> {
     table: &'d dyn TableLike,
+    /// Where the document this table is in starts in the file (its spans are
+    /// relative to that).
+    base: usize,
     /// `""` at the top level, else e.g. `defaults` or `encoder[2].overrides`.
     prefix: String,
     /// The line of the header (or of the key that opened it).
@@ -256,10 +326,12 @@ impl<'d> Table<'d> {
         prefix: String,
         line: Option<usize>,
         known: &[&str],
+        base: usize,
         issues: &mut Issues,
     ) -> Self {
         let t = Self {
             table,
+            base,
             prefix,
             line,
         };
@@ -304,10 +376,14 @@ impl<'d> Table<'d> {
     }
 
     fn line_of(&self, name: &str, item: &Item, issues: &Issues) -> Option<usize> {
-        issues
-            .line(item.span())
-            .or_else(|| issues.line(self.table.key(name).and_then(|k| k.span())))
+        self.line(item.span(), issues)
+            .or_else(|| self.line(self.table.key(name).and_then(|k| k.span()), issues))
             .or(self.line)
+    }
+
+    /// The line of a span of this table's document.
+    fn line(&self, span: Option<Range<usize>>, issues: &Issues) -> Option<usize> {
+        issues.line(shifted(span, self.base))
     }
 
     /// The value of `name`, if present and of the right type (else reported).
@@ -353,7 +429,14 @@ impl<'d> Table<'d> {
         let item = self.table.get(name).filter(|i| !i.is_none())?;
         let line = self.line_of(name, item, issues);
         match item.as_table_like() {
-            Some(table) => Some(Table::new(table, self.key(name), line, known, issues)),
+            Some(table) => Some(Table::new(
+                table,
+                self.key(name),
+                line,
+                known,
+                self.base,
+                issues,
+            )),
             None => {
                 issues.error(
                     self.key(name),
@@ -377,7 +460,7 @@ impl<'d> Table<'d> {
         let mut out: Vec<(&'d dyn TableLike, Option<usize>)> = Vec::new();
         if let Some(tables) = item.as_array_of_tables() {
             for t in tables.iter() {
-                out.push((t, issues.line(t.span())));
+                out.push((t, self.line(t.span(), issues)));
             }
             return out;
         }
@@ -391,7 +474,7 @@ impl<'d> Table<'d> {
             return out;
         };
         for (i, value) in array.iter().enumerate() {
-            let line = issues.line(value.span());
+            let line = self.line(value.span(), issues);
             match value.as_inline_table() {
                 Some(t) => out.push((t, line)),
                 None => issues.error(
@@ -421,7 +504,7 @@ impl<'d> Table<'d> {
         };
         let mut values = Vec::with_capacity(array.len());
         for (i, value) in array.iter().enumerate() {
-            let at = issues.line(value.span()).or(line);
+            let at = self.line(value.span(), issues).or(line);
             match value.as_str() {
                 Some(s) => values.push((
                     i,
@@ -445,6 +528,11 @@ impl<'d> Table<'d> {
             line,
         })
     }
+}
+
+/// A span of a document that starts `base` bytes into the file, as a span of the file.
+fn shifted(span: Option<Range<usize>>, base: usize) -> Option<Range<usize>> {
+    span.map(|s| s.start + base..s.end + base)
 }
 
 /// What a value is, for messages ("a string", "a table").

@@ -1,8 +1,9 @@
 //! The configuration as a whole; `tables` (every table walked, every mistake
-//! reported), `secrets` (passwords and the admin token), `cluster` and `scale` (linear
-//! validation) hold the rest.
+//! reported), `secrets` (passwords and the admin token), `cluster`, `scale` (linear
+//! validation) and `pieces` (a large file read one encoder at a time) hold the rest.
 
 mod cluster;
+mod pieces;
 mod scale;
 mod secrets;
 mod tables;
@@ -60,13 +61,25 @@ fn set_mode(_path: &Path, _mode: u32) {}
 
 /// Parses with `HELO_PW` set in the environment and files under `base`.
 fn parse_in(text: &str, base: &Path) -> Result<FleetConfig, ConfigError> {
-    let env = |var: &str| (var == "HELO_PW").then(|| "from-env".to_string());
-    FleetConfig::parse("fleet.toml", text, &env, Some(base))
+    parse_both(text, Some(base))
 }
 
 fn parse(text: &str) -> Result<FleetConfig, ConfigError> {
+    parse_both(text, None)
+}
+
+/// `FleetConfig::parse`, checked against the whole document's reading: every test of
+/// the configuration is also a test that reading in pieces changes nothing.
+fn parse_both(text: &str, base: Option<&Path>) -> Result<FleetConfig, ConfigError> {
     let env = |var: &str| (var == "HELO_PW").then(|| "from-env".to_string());
-    FleetConfig::parse("fleet.toml", text, &env, None)
+    let pieces = FleetConfig::parse("fleet.toml", text, &env, base);
+    let whole = FleetConfig::parse_as(Reading::Whole, "fleet.toml", text, &env, base);
+    match (&pieces, &whole) {
+        (Ok(p), Ok(w)) => assert_eq!(format!("{p:?}"), format!("{w:?}")),
+        (Err(p), Err(w)) => assert_eq!(p, w),
+        _ => panic!("in pieces: {pieces:?}\nwhole: {whole:?}"),
+    }
+    pieces
 }
 
 /// Asserts that `text` fails with one issue naming `key` on `line` with `fragment`.
@@ -177,7 +190,7 @@ fn passwords_never_reach_debug_output() {
 fn default_admin_address_is_loopback() {
     let cfg = parse("[[encoder]]\nid = \"a\"\nurl = \"http://h\"\n").unwrap();
     assert_eq!(cfg.admin_listen.to_string(), DEFAULT_ADMIN_LISTEN);
-    assert_eq!(cfg.encoders[0].tunables, Tunables::default());
+    assert_eq!(*cfg.encoders[0].tunables, Tunables::default());
 }
 
 #[test]
