@@ -326,6 +326,9 @@ fn parse_url(url: &str) -> Result<(String, u16), String> {
     }
     let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
         let (host, after) = v6.split_once(']').ok_or("unclosed [ in IPv6 host")?;
+        if host.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err(format!("{host:?} in [ ] is not an IPv6 address"));
+        }
         let port = match after.strip_prefix(':') {
             Some(p) => Some(p),
             None if after.is_empty() => None,
@@ -537,6 +540,8 @@ mod tests {
         check("http://h:99999", Err("invalid port"));
         check("http://u:p@h", Err("credentials"));
         check("http://h st", Err("invalid characters"));
+        check("http://[defaults]", Err("not an IPv6 address"));
+        check("http://[fe80::1]", Ok(("fe80::1", 80)));
     }
 
     #[test]
