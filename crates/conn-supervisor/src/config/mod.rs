@@ -10,6 +10,7 @@ mod admin;
 mod cluster;
 mod duration;
 mod encoder;
+mod ids;
 mod issues;
 mod lines;
 mod raw;
@@ -18,7 +19,7 @@ mod split;
 mod syntax;
 mod tunables;
 
-use std::{collections::HashMap, fmt, net::SocketAddr, path::Path, sync::Arc};
+use std::{fmt, net::SocketAddr, path::Path, sync::Arc};
 
 /// The `[metrics]` settings (conn-metrics' options, re-exported for embedders).
 pub use conn_metrics::MetricsOptions;
@@ -32,7 +33,12 @@ pub use self::{
     secrets::AdminToken,
     tunables::Tunables,
 };
-use self::{issues::Issues, raw::RawFile, secrets::SecretFiles};
+use self::{
+    ids::SeenIds,
+    issues::Issues,
+    raw::{Encoders, RawFile},
+    secrets::SecretFiles,
+};
 
 /// The default admin address: loopback only, so metrics and manual cooling are not
 /// exposed to the network unless the operator says so.
@@ -194,27 +200,52 @@ impl FleetConfig {
         env: &dyn Fn(&str) -> Option<String>,
         base: Option<&Path>,
     ) -> Result<Self, ConfigError> {
+        if reading == Reading::Pieces {
+            if let Some(split) = split::split(text) {
+                if let Ok(doc) = ImDocument::parse(split.top.as_str()) {
+                    if !doc.contains_key("encoder") {
+                        let mut issues = Issues::new(text);
+                        let top = raw::top(doc.as_table(), &mut issues);
+                        let file = RawFile::read(&top, &mut issues);
+                        let pieces = Encoders::Pieces {
+                            text,
+                            split: &split,
+                        };
+                        if let Some(done) =
+                            Self::resolve(source_name, file, &pieces, issues, env, base)
+                        {
+                            return done;
+                        }
+                    }
+                }
+            }
+        }
         let fail = |issues: Vec<ConfigIssue>| ConfigError {
             source_name: source_name.to_string(),
             issues,
         };
-        let in_pieces = match reading {
-            Reading::Pieces => split::split(text).and_then(|split| {
-                let mut issues = Issues::new(text);
-                RawFile::read_split(text, &split, &mut issues).map(|raw| (raw, issues))
-            }),
-            Reading::Whole => None,
-        };
-        let (mut raw, mut issues) = match in_pieces {
-            Some(read) => read,
-            None => {
-                let doc =
-                    ImDocument::parse(text).map_err(|e| fail(vec![syntax::issue(text, &e)]))?;
-                let mut issues = Issues::new(text);
-                let raw = RawFile::read(&doc, &mut issues);
-                (raw, issues)
-            }
-        };
+        let doc = ImDocument::parse(text).map_err(|e| fail(vec![syntax::issue(text, &e)]))?;
+        let mut issues = Issues::new(text);
+        let top = raw::top(doc.as_table(), &mut issues);
+        let file = RawFile::read(&top, &mut issues);
+        let tables = Encoders::whole(&top, &mut issues);
+        match Self::resolve(source_name, file, &tables, issues, env, base) {
+            Some(done) => done,
+            // The whole document's tables are always read to the end.
+            None => Err(fail(Vec::new())),
+        }
+    }
+
+    /// Validates what was read, resolving the encoders one at a time; `None` when a
+    /// piece of the file did not stand on its own (read it whole instead).
+    fn resolve(
+        source_name: &str,
+        raw: RawFile,
+        tables: &Encoders<'_>,
+        mut issues: Issues,
+        env: &dyn Fn(&str) -> Option<String>,
+        base: Option<&Path>,
+    ) -> Option<Result<Self, ConfigError>> {
         let admin_listen = match &raw.admin_listen {
             None => DEFAULT_ADMIN_LISTEN.parse().ok(),
             Some(at) => match at.value.parse::<SocketAddr>() {
@@ -252,7 +283,7 @@ impl FleetConfig {
         );
         let defaults =
             Tunables::default().overridden(raw.defaults.as_ref(), "defaults", &mut issues);
-        if raw.encoders.is_empty() {
+        if tables.len() == 0 {
             issues.error(
                 "encoder",
                 None,
@@ -260,39 +291,35 @@ impl FleetConfig {
             );
         }
         let shared = Arc::new(defaults.clone());
-        // Owned ids, so each raw encoder can be dropped as soon as it is resolved: its
-        // memory then serves the next one, and a large fleet's working set stays that
-        // of the resolved list.
-        let mut seen: HashMap<String, Option<usize>> = HashMap::with_capacity(raw.encoders.len());
-        let mut encoders = Vec::with_capacity(raw.encoders.len());
-        for enc in std::mem::take(&mut raw.encoders) {
+        // Each raw encoder is dropped as soon as it is resolved: a large fleet's
+        // working set is the resolved list, not that and every raw table besides.
+        let mut seen = SeenIds::with_capacity(tables.len());
+        let mut encoders = Vec::with_capacity(tables.len());
+        let read = tables.each(&mut issues, |enc, issues| {
             if let Some(id) = &enc.id {
                 let trimmed = id.value.trim();
-                match seen.get(trimmed) {
-                    None => {
-                        seen.insert(trimmed.to_string(), id.line);
-                    }
-                    Some(first) => {
-                        let first =
-                            first.map_or(String::new(), |l| format!(" (first on line {l})"));
-                        issues.error(
-                            format!("{}.id", enc.key),
-                            id.line,
-                            format!("duplicate encoder id {}{first}", issues::quoted(trimmed)),
-                        );
-                    }
+                if let Some(first) = seen.duplicate(trimmed, id.line) {
+                    let first = first.map_or(String::new(), |l| format!(" (first on line {l})"));
+                    issues.error(
+                        format!("{}.id", enc.key),
+                        id.line,
+                        format!("duplicate encoder id {}{first}", issues::quoted(trimmed)),
+                    );
                 }
             }
-            if let Some(e) = encoder::resolve(&enc, &shared, env, &files, &mut issues) {
+            if let Some(e) = encoder::resolve(&enc, &shared, env, &files, issues) {
                 encoders.push(e);
             }
+        });
+        if !read {
+            return None;
         }
         drop(seen);
         if let (Some(raw), Some(settings)) = (&raw.cluster, &cluster) {
             cluster::check_request_timeouts(raw, settings, &encoders, &mut issues);
         }
         let (errors, warnings) = issues.finish();
-        match admin_listen {
+        Some(match admin_listen {
             Some(admin_listen) if errors.is_empty() => Ok(Self {
                 admin_listen,
                 admin,
@@ -302,8 +329,11 @@ impl FleetConfig {
                 encoders,
                 warnings,
             }),
-            _ => Err(fail(errors)),
-        }
+            _ => Err(ConfigError {
+                source_name: source_name.to_string(),
+                issues: errors,
+            }),
+        })
     }
 }
 

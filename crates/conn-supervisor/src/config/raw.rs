@@ -27,7 +27,7 @@ pub(super) enum RawDuration {
     Secs(f64),
 }
 
-/// The whole file.
+/// The whole file but its encoders (read one at a time: [`Encoders`]).
 pub(super) struct RawFile {
     pub(super) admin_listen: Option<At<String>>,
     pub(super) admin_token_file: Option<At<String>>,
@@ -38,7 +38,6 @@ pub(super) struct RawFile {
     pub(super) admin_max_connections: Option<At<i64>>,
     pub(super) allow_insecure_password_files: Option<At<bool>>,
     pub(super) defaults: Option<RawTunables>,
-    pub(super) encoders: Vec<RawEncoder>,
     pub(super) cluster: Option<RawCluster>,
     pub(super) metrics: Option<RawMetrics>,
 }
@@ -112,53 +111,15 @@ const CLUSTER_KEYS: &[&str] = &["etcd", "name", "node", "lease_ttl"];
 
 const METRICS_KEYS: &[&str] = &["per_encoder_histograms"];
 
+/// The top-level table of a document, its unknown keys reported.
+pub(super) fn top<'d>(table: &'d dyn TableLike, issues: &mut Issues) -> Table<'d> {
+    Table::new(table, String::new(), Some(1), TOP_KEYS, 0, issues)
+}
+
 impl RawFile {
-    /// Reads what can be read of the whole document; every mistake goes to `issues`.
-    pub(super) fn read(doc: &ImDocument<&str>, issues: &mut Issues) -> Self {
-        let top = Table::new(doc.as_table(), String::new(), Some(1), TOP_KEYS, 0, issues);
-        Self::read_with(&top, issues, |top, issues| {
-            top.array_of_tables("encoder", issues)
-                .into_iter()
-                .enumerate()
-                .map(|(i, (table, line))| {
-                    let t = Table::new(table, encoder_key(i), line, ENCODER_KEYS, 0, issues);
-                    RawEncoder::read(&t, issues)
-                })
-                .collect()
-        })
-    }
-
-    /// Reads the file in pieces ([`split`](super::split)), one encoder's document at
-    /// a time; `None` when a piece does not stand on its own (then the file must be
-    /// read whole, with fresh `issues`).
-    pub(super) fn read_split(text: &str, split: &Split, issues: &mut Issues) -> Option<Self> {
-        let doc = ImDocument::parse(split.top.as_str()).ok()?;
-        if doc.contains_key("encoder") {
-            return None;
-        }
-        let top = Table::new(doc.as_table(), String::new(), Some(1), TOP_KEYS, 0, issues);
-        let mut whole = true;
-        let file = Self::read_with(&top, issues, |_, issues| {
-            let mut encoders = Vec::with_capacity(split.encoders.len());
-            for (i, piece) in split.encoders.iter().enumerate() {
-                let Some(encoder) = RawEncoder::read_piece(text, piece, i, issues) else {
-                    whole = false;
-                    break;
-                };
-                encoders.push(encoder);
-            }
-            encoders
-        });
-        whole.then_some(file)
-    }
-
-    /// The file's tables in the order the whole reading finds their mistakes, with
-    /// the encoders from `encoders`.
-    fn read_with(
-        top: &Table<'_>,
-        issues: &mut Issues,
-        encoders: impl FnOnce(&Table<'_>, &mut Issues) -> Vec<RawEncoder>,
-    ) -> Self {
+    /// Reads everything but the encoders from the top-level table; every mistake goes
+    /// to `issues`.
+    pub(super) fn read(top: &Table<'_>, issues: &mut Issues) -> Self {
         let defaults = top
             .table("defaults", RawTunables::KEYS, issues)
             .map(|t| RawTunables::read(&t, issues));
@@ -170,7 +131,6 @@ impl RawFile {
             .map(|t| RawMetrics {
                 per_encoder_histograms: t.get("per_encoder_histograms", issues),
             });
-        let encoders = encoders(top, issues);
         Self {
             admin_listen: top.get("admin_listen", issues),
             admin_token_file: top.get("admin_token_file", issues),
@@ -181,9 +141,60 @@ impl RawFile {
             admin_max_connections: top.get("admin_max_connections", issues),
             allow_insecure_password_files: top.get("allow_insecure_password_files", issues),
             defaults,
-            encoders,
             cluster,
             metrics,
+        }
+    }
+}
+
+/// Where the `[[encoder]]` tables are read from, one at a time, so that a large fleet
+/// never holds every raw table at once.
+pub(super) enum Encoders<'d> {
+    /// The tables of the whole document.
+    Whole(Vec<(&'d dyn TableLike, Option<usize>)>),
+    /// Each table's own piece of the file ([`split`](super::split)).
+    Pieces { text: &'d str, split: &'d Split },
+}
+
+impl<'d> Encoders<'d> {
+    /// The tables of `[[encoder]]` in the whole document's top-level table.
+    pub(super) fn whole(top: &Table<'d>, issues: &mut Issues) -> Self {
+        Self::Whole(top.array_of_tables("encoder", issues))
+    }
+
+    /// How many encoder tables there are.
+    pub(super) fn len(&self) -> usize {
+        match self {
+            Self::Whole(tables) => tables.len(),
+            Self::Pieces { split, .. } => split.encoders.len(),
+        }
+    }
+
+    /// Reads each encoder, in file order, and hands it to `sink`; `false` when a piece
+    /// does not stand on its own (then the file must be read whole, from the start).
+    pub(super) fn each(
+        &self,
+        issues: &mut Issues,
+        mut sink: impl FnMut(RawEncoder, &mut Issues),
+    ) -> bool {
+        match self {
+            Self::Whole(tables) => {
+                for (i, (table, line)) in tables.iter().enumerate() {
+                    let t = Table::new(*table, encoder_key(i), *line, ENCODER_KEYS, 0, issues);
+                    let encoder = RawEncoder::read(&t, issues);
+                    sink(encoder, issues);
+                }
+                true
+            }
+            Self::Pieces { text, split } => {
+                for (i, piece) in split.encoders.iter().enumerate() {
+                    let Some(encoder) = RawEncoder::read_piece(text, piece, i, issues) else {
+                        return false;
+                    };
+                    sink(encoder, issues);
+                }
+                true
+            }
         }
     }
 }

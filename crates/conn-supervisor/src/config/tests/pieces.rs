@@ -4,11 +4,24 @@
 //! cutting is hard.
 
 use super::*;
-use crate::config::{issues::Issues, raw::RawFile, split::split};
+use toml_edit::ImDocument;
 
-/// Whether `text` is read in pieces (rather than falling back to the whole document).
+use crate::config::{issues::Issues, raw::Encoders, split::split};
+
+/// Whether `text` is read in pieces (rather than falling back to the whole document),
+/// by the steps `FleetConfig::parse` takes.
 fn read_in_pieces(text: &str) -> bool {
-    split(text).is_some_and(|s| RawFile::read_split(text, &s, &mut Issues::new(text)).is_some())
+    let Some(split) = split(text) else {
+        return false;
+    };
+    let Ok(top) = ImDocument::parse(split.top.as_str()) else {
+        return false;
+    };
+    let pieces = Encoders::Pieces {
+        text,
+        split: &split,
+    };
+    !top.contains_key("encoder") && pieces.each(&mut Issues::new(text), |_, _| {})
 }
 
 #[test]
