@@ -13,6 +13,11 @@ use std::{fmt::Write, time::Duration};
 use conn_supervisor::config::FleetConfig;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 
+/// The supervisor binary's allocator (`src/main.rs`): what it measures is what the
+/// supervisor runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// A fleet file with `n` encoders, every fourth one with overrides and a password
 /// from the environment, so overrides and secret lookups are part of the work.
 fn fleet_text(n: usize) -> String {

@@ -31,6 +31,11 @@ use helo_transport::{
 };
 use tower::{Service, ServiceBuilder};
 
+/// The supervisor binary's allocator (`src/main.rs`): what it measures is what the
+/// supervisor runs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// A connection that answers every request at once with the same parameter.
 #[derive(Clone)]
 struct Noop {
