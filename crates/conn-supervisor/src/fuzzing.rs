@@ -40,13 +40,7 @@ pub fn config(data: &[u8]) {
         v if v.ends_with("_UNSET") => None,
         _ => Some(ENV_SECRET.to_string()),
     };
-    let result = FleetConfig::parse("fuzz.toml", text, &env, None);
-    let whole = FleetConfig::parse_as(Reading::Whole, "fuzz.toml", text, &env, None);
-    match (&result, &whole) {
-        (Ok(pieces), Ok(whole)) => assert_eq!(format!("{pieces:?}"), format!("{whole:?}")),
-        (Err(pieces), Err(whole)) => assert_eq!(pieces, whole),
-        _ => panic!("read in pieces: {result:?}\nread whole: {whole:?}"),
-    }
+    let result = parse_both_ways("fuzz.toml", text, &env, None);
     let last_line = text.bytes().filter(|&b| b == b'\n').count() + 1;
     let mut secrets = vec![ENV_SECRET.to_string()];
     secrets.extend(file_passwords(text));
@@ -83,6 +77,24 @@ pub fn config(data: &[u8]) {
             assert!(!shown.contains(&secret), "{secret:?} shown: {shown}");
         }
     }
+}
+
+/// `FleetConfig::parse`, after checking that it answers exactly what the whole
+/// document's reading answers (the configuration tests use it too).
+pub(crate) fn parse_both_ways(
+    source_name: &str,
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    base: Option<&std::path::Path>,
+) -> Result<FleetConfig, ConfigError> {
+    let pieces = FleetConfig::parse(source_name, text, env, base);
+    let whole = FleetConfig::parse_as(Reading::Whole, source_name, text, env, base);
+    match (&pieces, &whole) {
+        (Ok(p), Ok(w)) => assert_eq!(format!("{p:?}"), format!("{w:?}")),
+        (Err(p), Err(w)) => assert_eq!(p, w),
+        _ => panic!("read in pieces: {pieces:?}\nread whole: {whole:?}"),
+    }
+    pieces
 }
 
 fn accepted(config: &FleetConfig) {

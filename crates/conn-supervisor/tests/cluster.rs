@@ -423,7 +423,20 @@ async fn a_node_cut_off_from_etcd_stops_acting_before_its_lease_expires_so_a_str
         (Some("not_owner"), Some("sup-a")),
         "{body}"
     );
-    let retaken = a_checks(&a.encoders().await);
+    // The loop for e may be restarted while the view settles (started again once
+    // sup-a is a member and e is assigned to it): wait until sup-a lists it again.
+    let start = Instant::now();
+    let retaken = loop {
+        let view = a.encoders().await;
+        if view.contains_key(&e) {
+            break a_checks(&view);
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "sup-a does not list {e} again"
+        );
+        sleep(Duration::from_millis(100)).await;
+    };
     let start = Instant::now();
     while a_checks(&a.encoders().await) < retaken + 2 {
         assert!(

@@ -72,14 +72,7 @@ fn parse(text: &str) -> Result<FleetConfig, ConfigError> {
 /// the configuration is also a test that reading in pieces changes nothing.
 fn parse_both(text: &str, base: Option<&Path>) -> Result<FleetConfig, ConfigError> {
     let env = |var: &str| (var == "HELO_PW").then(|| "from-env".to_string());
-    let pieces = FleetConfig::parse("fleet.toml", text, &env, base);
-    let whole = FleetConfig::parse_as(Reading::Whole, "fleet.toml", text, &env, base);
-    match (&pieces, &whole) {
-        (Ok(p), Ok(w)) => assert_eq!(format!("{p:?}"), format!("{w:?}")),
-        (Err(p), Err(w)) => assert_eq!(p, w),
-        _ => panic!("in pieces: {pieces:?}\nwhole: {whole:?}"),
-    }
-    pieces
+    crate::fuzzing::parse_both_ways("fleet.toml", text, &env, base)
 }
 
 /// Asserts that `text` fails with one issue naming `key` on `line` with `fragment`.

@@ -62,14 +62,12 @@ fn an_ordinary_fleet_file_is_read_in_pieces_with_every_line_right() {
     let cfg = parse(&good).unwrap();
     let ids: Vec<&str> = cfg.encoders.iter().map(|e| e.id.as_str()).collect();
     assert_eq!(ids, ["a", "b"]);
-    assert_eq!(
-        cfg.encoders[0].tunables.check_interval,
-        Duration::from_secs(5)
-    );
-    assert_eq!(
-        cfg.encoders[1].tunables.check_interval,
-        Duration::from_secs(9)
-    );
+    let intervals: Vec<Duration> = cfg
+        .encoders
+        .iter()
+        .map(|e| e.tunables.check_interval)
+        .collect();
+    assert_eq!(intervals, [Duration::from_secs(5), Duration::from_secs(9)]);
     // Without overrides an encoder shares the fleet's defaults.
     assert_eq!(*cfg.encoders[1].tunables, cfg.defaults);
 }
