@@ -32,10 +32,16 @@ fn main() -> ExitCode {
         }
     };
     conn_supervisor::logging::init(cli.log_json);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    // One worker thread unless the operator sets tokio's own TOKIO_WORKER_THREADS. The
+    // supervision of thousands of encoders is a few percent of one core, and the heavy
+    // admin work (a /metrics scrape, the fleet page's diffs, a reload's parsing) runs on
+    // the blocking pool; a second worker only added the cost of the two waking each
+    // other: 13 % more CPU per check at 1 000 encoders, 28 % at 3 000 (BENCHMARKS.md).
+    if std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
+        builder.worker_threads(1);
+    }
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("conn-supervisor: cannot start the runtime: {e}");
