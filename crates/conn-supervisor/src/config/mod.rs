@@ -201,23 +201,8 @@ impl FleetConfig {
         base: Option<&Path>,
     ) -> Result<Self, ConfigError> {
         if reading == Reading::Pieces {
-            if let Some(split) = split::split(text) {
-                if let Ok(doc) = ImDocument::parse(split.top.as_str()) {
-                    if !doc.contains_key("encoder") {
-                        let mut issues = Issues::new(text);
-                        let top = raw::top(doc.as_table(), &mut issues);
-                        let file = RawFile::read(&top, &mut issues);
-                        let pieces = Encoders::Pieces {
-                            text,
-                            split: &split,
-                        };
-                        if let Some(done) =
-                            Self::resolve(source_name, file, &pieces, issues, env, base)
-                        {
-                            return done;
-                        }
-                    }
-                }
+            if let Some(done) = Self::parse_in_pieces(source_name, text, env, base) {
+                return done;
             }
         }
         let fail = |issues: Vec<ConfigIssue>| ConfigError {
@@ -234,6 +219,29 @@ impl FleetConfig {
             // The whole document's tables are always read to the end.
             None => Err(fail(Vec::new())),
         }
+    }
+
+    /// [`parse`](Self::parse) one encoder table at a time ([`split`]); `None` when the
+    /// file cannot be read so and must be read whole.
+    fn parse_in_pieces(
+        source_name: &str,
+        text: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+        base: Option<&Path>,
+    ) -> Option<Result<Self, ConfigError>> {
+        let split = split::split(text)?;
+        let doc = ImDocument::parse(split.top.as_str()).ok()?;
+        if doc.contains_key("encoder") {
+            return None;
+        }
+        let mut issues = Issues::new(text);
+        let top = raw::top(doc.as_table(), &mut issues);
+        let file = RawFile::read(&top, &mut issues);
+        let pieces = Encoders::Pieces {
+            text,
+            split: &split,
+        };
+        Self::resolve(source_name, file, &pieces, issues, env, base)
     }
 
     /// Validates what was read, resolving the encoders one at a time; `None` when a

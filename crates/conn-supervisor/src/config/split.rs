@@ -47,18 +47,19 @@ fn header(line: &str) -> Option<Header> {
     if !line.starts_with('[') {
         return None;
     }
-    let squeezed: String = line
-        .chars()
-        .filter(|c| !c.is_whitespace())
-        .take(START.len() + 1)
-        .collect();
-    Some(if squeezed.starts_with(START) {
+    Some(if squeezed_starts_with(line, START) {
         Header::Encoder
-    } else if squeezed.starts_with("[encoder.") || squeezed.starts_with("[[encoder.") {
+    } else if squeezed_starts_with(line, "[encoder.") || squeezed_starts_with(line, "[[encoder.") {
         Header::WithinEncoder
     } else {
         Header::Other
     })
+}
+
+/// Whether `line`, its whitespace left out, starts with `prefix`.
+fn squeezed_starts_with(line: &str, prefix: &str) -> bool {
+    let mut chars = line.chars().filter(|c| !c.is_whitespace());
+    prefix.chars().all(|p| chars.next() == Some(p))
 }
 
 /// The file cut into pieces; `None` when it has no `[[encoder]]` line (nothing to

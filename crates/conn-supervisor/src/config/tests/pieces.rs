@@ -4,24 +4,10 @@
 //! cutting is hard.
 
 use super::*;
-use toml_edit::ImDocument;
 
-use crate::config::{issues::Issues, raw::Encoders, split::split};
-
-/// Whether `text` is read in pieces (rather than falling back to the whole document),
-/// by the steps `FleetConfig::parse` takes.
+/// Whether `text` is read in pieces (rather than falling back to the whole document).
 fn read_in_pieces(text: &str) -> bool {
-    let Some(split) = split(text) else {
-        return false;
-    };
-    let Ok(top) = ImDocument::parse(split.top.as_str()) else {
-        return false;
-    };
-    let pieces = Encoders::Pieces {
-        text,
-        split: &split,
-    };
-    !top.contains_key("encoder") && pieces.each(&mut Issues::new(text), |_, _| {})
+    FleetConfig::parse_in_pieces("fleet.toml", text, &|_| None, None).is_some()
 }
 
 #[test]
