@@ -2,7 +2,9 @@
 
 use std::fmt;
 
-use prometheus::{IntCounter, Registry};
+use prometheus::Registry;
+
+use crate::series::IntCounter;
 
 use crate::{
     error::MetricsError,

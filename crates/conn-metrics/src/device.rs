@@ -4,7 +4,9 @@
 use std::fmt;
 
 use helo_transport::{RecordState, StreamState};
-use prometheus::{Gauge, IntCounter, IntGauge, Registry};
+use prometheus::Registry;
+
+use crate::series::{Gauge, IntCounter, IntGauge};
 
 use crate::{
     error::MetricsError,

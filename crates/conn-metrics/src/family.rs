@@ -20,10 +20,13 @@ use std::{
 use prometheus::{
     core::{Collector, Desc, Metric},
     proto::{LabelPair, MetricFamily, MetricType},
-    Gauge, Histogram, HistogramOpts, IntCounter, IntGauge, Opts, Registry,
+    Histogram, HistogramOpts, Registry,
 };
 
-use crate::error::MetricsError;
+use crate::{
+    error::MetricsError,
+    series::{Gauge, IntCounter, IntGauge},
+};
 
 /// The label every per-encoder family carries first.
 pub(crate) const ENCODER_ID: &str = "encoder_id";
@@ -215,7 +218,7 @@ pub(crate) fn gauge<const R: usize>(
         help,
         MetricType::GAUGE,
         (Scope::Encoder, labels),
-        move || Gauge::with_opts(Opts::new(name, help)),
+        || Ok(Gauge::default()),
     )
 }
 
@@ -232,7 +235,7 @@ pub(crate) fn int_gauge<const R: usize>(
         help,
         MetricType::GAUGE,
         (Scope::Encoder, labels),
-        move || IntGauge::with_opts(Opts::new(name, help)),
+        || Ok(IntGauge::default()),
     )
 }
 
@@ -249,7 +252,7 @@ pub(crate) fn counter<const R: usize>(
         help,
         MetricType::COUNTER,
         (Scope::Encoder, labels),
-        move || IntCounter::with_opts(Opts::new(name, help)),
+        || Ok(IntCounter::default()),
     )
 }
 

@@ -3,7 +3,9 @@
 use std::{fmt, time::Duration};
 
 use helo_transport::{RecordState, StreamState};
-use prometheus::{Gauge, Histogram, IntCounter, Registry};
+use prometheus::{Histogram, Registry};
+
+use crate::series::{Gauge, IntCounter};
 
 use crate::{
     error::MetricsError,

@@ -43,6 +43,7 @@ mod observers;
 mod options;
 mod registry;
 mod requests;
+mod series;
 mod slots;
 mod thermal;
 mod warmup;
@@ -57,6 +58,7 @@ pub use self::{
     options::MetricsOptions,
     registry::HeloMetrics,
     requests::RequestMetrics,
+    series::{Gauge, IntCounter, IntGauge},
     thermal::ConnectionThermalMetrics,
     warmup::ConnectionWarmupMetrics,
 };

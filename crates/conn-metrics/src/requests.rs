@@ -3,7 +3,9 @@
 use std::{fmt, time::Duration};
 
 use helo_transport::Outcome;
-use prometheus::{Histogram, IntCounter, Registry};
+use prometheus::{Histogram, Registry};
+
+use crate::series::IntCounter;
 
 use crate::{
     error::MetricsError,

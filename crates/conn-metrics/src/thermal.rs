@@ -2,7 +2,9 @@
 
 use std::{fmt, time::Duration};
 
-use prometheus::{Gauge, Histogram, IntCounter, Registry};
+use prometheus::{Histogram, Registry};
+
+use crate::series::{Gauge, IntCounter};
 
 use crate::{
     error::MetricsError,

@@ -3,7 +3,9 @@
 use std::{fmt, time::Duration};
 
 use helo_transport::HeloError;
-use prometheus::{Histogram, IntCounter, IntGauge, Registry};
+use prometheus::{Histogram, Registry};
+
+use crate::series::{IntCounter, IntGauge};
 
 use crate::{
     error::MetricsError,

@@ -9,8 +9,8 @@
 use std::{error::Error as StdError, future::Future, sync::Arc, time::Duration};
 
 use helo_transport::{
-    AuthFailure, Backoff, BoxError, ConfigEvent, Device, ErrorClass, HeloClientExt, HeloError,
-    HeloRequest, HeloResponse, Outcome,
+    AuthFailure, Backoff, BoxError, ConfigEvent, Device, ErrorClass, EventSubscription,
+    HeloClientExt, HeloError, HeloRequest, HeloResponse, Outcome,
 };
 use tokio::{sync::watch, time::Instant};
 use tower::Service;
@@ -136,7 +136,10 @@ pub(super) async fn run<C, Fut, S>(
 {
     let mut backoff = Pacing::new(&cfg);
     loop {
-        let ended = match connect().await {
+        // Connecting and seeding are boxed: they are rare and their futures are the
+        // largest (a TCP connect and a login), and held inline they would size the
+        // task for the whole of its life, most of it spent in a long poll.
+        let ended = match Box::pin(connect()).await {
             Ok(svc) => session(svc, &cfg, &out, &mut backoff).await,
             Err(e) => Ended::Broken(Box::new(e)),
         };
@@ -201,16 +204,23 @@ where
             Err(e) => return Ended::Broken(e),
         };
         let connected_at = Instant::now();
+        // Only the id is kept for the long polls: the initial values (a whole
+        // parameter set on some firmware) are applied here and dropped.
+        let EventSubscription {
+            connection_id,
+            initial,
+        } = sub;
         out.update(|s| {
             let mut changed = false;
-            for e in &sub.initial {
+            for e in &initial {
                 changed |= s.apply(e);
             }
-            s.events += sub.initial.len() as u64;
+            s.events += initial.len() as u64;
             s.last_contact = Some(connected_at);
             changed
         });
-        if let Err(e) = seed(svc.clone(), out).await {
+        drop(initial);
+        if let Err(e) = Box::pin(seed(svc.clone(), out)).await {
             return Ended::Broken(e);
         }
         out.status(MirrorStatus::Live, None);
@@ -222,7 +232,7 @@ where
         loop {
             let started = backoff.poll_slot().await;
             match svc
-                .wait_for_events(&sub.connection_id)
+                .wait_for_events(&connection_id)
                 .await
                 .map_err(Into::into)
             {

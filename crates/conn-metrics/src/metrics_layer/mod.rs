@@ -20,7 +20,9 @@ use std::{
 };
 
 use helo_transport::{BoxError, HeloRequest, Outcome, RequestClock};
-use prometheus::{Histogram, IntCounter};
+use prometheus::Histogram;
+
+use crate::series::IntCounter;
 use tokio::time::Instant;
 use tower::Service;
 

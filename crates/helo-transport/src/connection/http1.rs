@@ -118,9 +118,12 @@ pub(crate) trait Source {
 
 impl Source for &TcpStream {
     async fn read_more(&mut self, buf: &mut Vec<u8>) -> io::Result<usize> {
-        buf.reserve(READ_STEP);
         loop {
+            // Room is made once there is something to read: an event long poll waits
+            // most of a minute for its answer, and an empty buffer costs nothing while
+            // it does.
             self.readable().await?;
+            buf.reserve(READ_STEP);
             match self.try_read_buf(buf) {
                 Ok(n) => return Ok(n),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
