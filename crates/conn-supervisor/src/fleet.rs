@@ -18,11 +18,7 @@ use conn_health::{
 };
 use conn_metrics::{HeloMetrics, MetricsError, MetricsLayer, MetricsOptions};
 use helo_transport::Device;
-use tokio::{
-    sync::{watch, Notify},
-    task::JoinHandle,
-    time::Instant,
-};
+use tokio::{task::JoinHandle, time::Instant};
 
 use crate::{
     changes::Changes,
@@ -31,7 +27,7 @@ use crate::{
     observer::FleetObserver,
     report::{ConnectionView, EncoderView, PoolView, ViewParts},
     settings,
-    supervise::{self, EncoderTask, FirstCheck},
+    supervise::{self, EncoderTask, FirstCheck, Signal},
 };
 
 /// Why the fleet could not start or take an encoder.
@@ -119,10 +115,10 @@ pub(crate) struct Shared {
 }
 
 struct Running {
-    config: EncoderConfig,
+    /// Shared with the loop: an encoder's configuration is kept once.
+    config: Arc<EncoderConfig>,
     supervision: Arc<Mutex<EncoderSupervision>>,
-    wake: Arc<Notify>,
-    stop: watch::Sender<bool>,
+    signal: Arc<Signal>,
     task: JoinHandle<()>,
     mirror: Option<DeviceStateMirror>,
 }
@@ -292,8 +288,8 @@ impl Fleet {
             config.hold,
             settings::supervision(&config.tunables, &s.defaults),
         )));
-        let wake = Arc::new(Notify::new());
-        let (stop, stop_rx) = watch::channel(false);
+        let signal = Arc::new(Signal::default());
+        let config = Arc::new(config);
         let task = EncoderTask {
             refused: Mutex::new(None),
             // Once the fleet has started, an added encoder is a takeover or a reload:
@@ -308,11 +304,11 @@ impl Fleet {
             device,
             shared: self.shared.clone(),
             supervision: supervision.clone(),
-            wake: wake.clone(),
+            signal: signal.clone(),
             metrics_layer: MetricsLayer::new(&s.metrics, &id),
             mirror: mirror.as_ref().map(DeviceStateMirror::subscribe),
         };
-        let task = tokio::spawn(supervise::run(task, stop_rx));
+        let task = tokio::spawn(supervise::run(task));
         tracing::info!(encoder_id = %id, url = %config.device.url(), "supervising");
         s.changes.touch(&config.id);
         encoders.insert(
@@ -320,8 +316,7 @@ impl Fleet {
             Running {
                 config,
                 supervision,
-                wake,
-                stop,
+                signal,
                 task,
                 mirror,
             },
@@ -342,7 +337,7 @@ impl Fleet {
     async fn stop_running(&self, id: &str, running: Running, grace: Duration) {
         let s = &self.shared;
         let encoder = EncoderId::from(id);
-        let _ = running.stop.send(true);
+        running.signal.stop();
         let mut task = running.task;
         // The loop finishes its current check (bounded by the health deadline); past
         // the grace period it is cut off.
@@ -379,7 +374,7 @@ impl Fleet {
         }
         let wanted: BTreeMap<String, &EncoderConfig> =
             config.encoders.iter().map(|e| (e.id.clone(), e)).collect();
-        let current: Vec<(String, EncoderConfig)> = self
+        let current: Vec<(String, Arc<EncoderConfig>)> = self
             .lock()
             .iter()
             .map(|(k, v)| (k.clone(), v.config.clone()))
@@ -415,7 +410,7 @@ impl Fleet {
         };
         let all: Vec<(String, Running)> = std::mem::take(&mut *self.lock()).into_iter().collect();
         for (_, running) in &all {
-            let _ = running.stop.send(true);
+            running.signal.stop();
         }
         let stops = all
             .into_iter()
@@ -474,7 +469,7 @@ impl Fleet {
             let running = encoders
                 .get(id)
                 .ok_or_else(|| FleetError::UnknownEncoder(id.to_string()))?;
-            (running.supervision.clone(), running.wake.clone())
+            (running.supervision.clone(), running.signal.clone())
         };
         let was = {
             let mut sup = lock(&supervision);
@@ -491,7 +486,7 @@ impl Fleet {
             );
         }
         // The loop exports the new status and checks at once.
-        wake.notify_one();
+        wake.wake();
         self.shared.changes.touch(id);
         Ok(held)
     }
@@ -513,7 +508,7 @@ impl Fleet {
         entries.into_iter().map(|e| self.view_of(e)).collect()
     }
 
-    fn entry_of(&self, r: &Running) -> (EncoderConfig, conn_health::SupervisionReport) {
+    fn entry_of(&self, r: &Running) -> (Arc<EncoderConfig>, conn_health::SupervisionReport) {
         (
             r.config.clone(),
             lock(&r.supervision).report(Instant::now()),
@@ -522,7 +517,7 @@ impl Fleet {
 
     fn view_of(
         &self,
-        (config, supervision): (EncoderConfig, conn_health::SupervisionReport),
+        (config, supervision): (Arc<EncoderConfig>, conn_health::SupervisionReport),
     ) -> EncoderView {
         let s = &self.shared;
         let encoder = EncoderId::from(config.id.as_str());

@@ -3,7 +3,10 @@
 //! decision is the library's; this file only does what it is told, and reports it.
 
 use std::{
-    sync::{Arc, Mutex},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, Mutex,
+    },
     time::{Duration, SystemTime},
 };
 
@@ -29,14 +32,14 @@ use crate::{
 /// Everything one loop needs.
 pub(crate) struct EncoderTask {
     pub(crate) id: EncoderId,
-    pub(crate) config: EncoderConfig,
+    pub(crate) config: Arc<EncoderConfig>,
     /// The encoder's shared device state (session, login lockout, request budget).
     pub(crate) device: Device,
     pub(crate) shared: Arc<Shared>,
     /// The library's state of this encoder; the admin API reads it and sets the hold.
     pub(crate) supervision: Arc<Mutex<EncoderSupervision>>,
-    /// Woken when an operator holds or releases the encoder.
-    pub(crate) wake: Arc<Notify>,
+    /// How the fleet stops the loop or wakes it (an operator's hold or release).
+    pub(crate) signal: Arc<Signal>,
     pub(crate) metrics_layer: MetricsLayer,
     /// The event mirror's state, when the encoder has one: a change that matters
     /// triggers a check at once instead of at the next interval.
@@ -60,11 +63,46 @@ pub(crate) enum FirstCheck {
     WhenWarm,
 }
 
+/// How the fleet reaches one encoder's loop: a stop, or a wake to export the status and
+/// check at once (an operator's hold or release). One small allocation where a `watch`
+/// channel (a few hundred bytes, and a larger future in every waiting loop) and a
+/// `Notify` were two.
+#[derive(Debug, Default)]
+pub(crate) struct Signal {
+    stop: AtomicBool,
+    wake: Notify,
+}
+
+impl Signal {
+    /// Asks the loop to stop after its current check.
+    pub(crate) fn stop(&self) {
+        self.stop.store(true, Ordering::Release);
+        // `notify_one` keeps the wake-up for a loop that is busy checking.
+        self.wake.notify_one();
+    }
+
+    /// Makes the loop export its status and check at once.
+    pub(crate) fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Acquire)
+    }
+
+    /// Returns once the loop is asked to stop (a wake on the way is taken up here).
+    async fn until_stopped(&self) {
+        while !self.stopped() {
+            self.wake.notified().await;
+        }
+    }
+}
+
 /// How often a taken-over encoder's loop looks whether its pool is warm yet.
 const WARM_POLL: Duration = Duration::from_millis(20);
 
-/// Runs until `stop` says so (or its sender is dropped).
-pub(crate) async fn run(mut task: EncoderTask, mut stop: watch::Receiver<bool>) {
+/// Runs until [`Signal::stop`].
+pub(crate) async fn run(mut task: EncoderTask) {
     let lateness = task.shared.metrics.check_lateness();
     let mut due = match task.first_check {
         FirstCheck::Spread => {
@@ -74,7 +112,7 @@ pub(crate) async fn run(mut task: EncoderTask, mut stop: watch::Receiver<bool>) 
             let latest = lock(&task.supervision).first_check_at(Instant::now(), 1.0);
             tokio::select! {
                 biased;
-                _ = stop.changed() => return,
+                () = task.signal.until_stopped() => return,
                 at = task.warm_by(latest) => at,
             }
         }
@@ -85,12 +123,14 @@ pub(crate) async fn run(mut task: EncoderTask, mut stop: watch::Receiver<bool>) 
     loop {
         let scheduled = tokio::select! {
             biased;
-            _ = stop.changed() => break,
-            _ = tokio::time::sleep_until(due) => true,
-            _ = task.wake.notified() => {
+            () = task.signal.wake.notified() => {
+                if task.signal.stopped() {
+                    break;
+                }
                 task.publish_status();
                 false
             }
+            () = tokio::time::sleep_until(due) => true,
             changed = mirror_changed(&mut mirror, &mut seen) => {
                 if !changed {
                     continue;
@@ -101,7 +141,7 @@ pub(crate) async fn run(mut task: EncoderTask, mut stop: watch::Receiver<bool>) 
                 false
             }
         };
-        if *stop.borrow() {
+        if task.signal.stopped() {
             break;
         }
         if scheduled {
@@ -464,4 +504,32 @@ async fn mirror_changed(
         .is_some_and(|before| EncoderSupervision::event_calls_for_check(before, &now));
     *seen = Some(now);
     calls
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::Signal;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stop_sent_while_the_loop_is_busy_is_not_lost() {
+        let signal = Signal::default();
+        // The loop is checking (not waiting) when the stop comes.
+        signal.stop();
+        tokio::time::timeout(Duration::from_secs(1), signal.until_stopped())
+            .await
+            .expect("the stop was kept for the next wait");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_wake_is_not_a_stop() {
+        let signal = Signal::default();
+        signal.wake();
+        assert!(!signal.stopped());
+        let waited = tokio::time::timeout(Duration::from_secs(1), signal.until_stopped()).await;
+        assert!(waited.is_err(), "a hold's wake-up must not end the loop");
+        signal.stop();
+        assert!(signal.stopped());
+    }
 }

@@ -114,14 +114,16 @@ struct OperationSeries {
 pub(crate) struct Handles {
     encoder: Box<str>,
     requests: RequestMetrics,
-    operations: [OperationSeries; OPERATIONS.len()],
+    /// Boxed on an operation's first request: an encoder's checks use one or two of
+    /// the six, and twelve handles for each of all six were a kilobyte an encoder.
+    operations: [OnceLock<Box<OperationSeries>>; OPERATIONS.len()],
 }
 
 impl Handles {
     fn new(metrics: &HeloMetrics, encoder: impl fmt::Display) -> Self {
         let encoder: Box<str> = encoder.to_string().into();
         let requests = metrics.requests();
-        let operations = OPERATIONS.map(|_| OperationSeries::default());
+        let operations = OPERATIONS.map(|_| OnceLock::new());
         Self {
             encoder,
             requests,
@@ -133,7 +135,7 @@ impl Handles {
     pub(crate) fn record(&self, operation: &'static str, outcome: Outcome, took: Duration) {
         match OPERATIONS.iter().position(|known| *known == operation) {
             Some(i) => {
-                let series = &self.operations[i];
+                let series = self.operations[i].get_or_init(Box::default);
                 series.outcomes[outcome.index()]
                     .get_or_init(|| {
                         self.requests
