@@ -61,45 +61,81 @@ impl WindowSummary {
         if n == 0 {
             return Self::default();
         }
-        let total: Duration = samples.clone().map(|s| s.latency).sum();
+        let total: Duration = samples.clone().map(Sample::latency).sum();
         Self {
             requests: n,
             errors: samples.clone().filter(|s| s.outcome.is_error()).count() as u64,
             mean_latency: u32::try_from(n).ok().map(|n| total / n),
-            max_latency: samples.clone().map(|s| s.latency).max(),
+            max_latency: samples.clone().map(Sample::latency).max(),
+            // Samples come oldest first (a window's in the order they were recorded,
+            // an encoder's merged by time).
             last_error: samples
                 .filter(|s| s.outcome.is_error())
-                .max_by_key(|s| s.at)
+                .last()
                 .and_then(|s| s.outcome.error_class()),
         }
     }
 }
 
+/// One request, in 16 bytes: an `Instant` and a `Duration` made it 40, and every
+/// connection of the fleet keeps up to a window's worth (100 by default, five minutes).
 #[derive(Debug, Clone, Copy)]
 struct Sample {
-    at: Instant,
-    latency: Duration,
+    /// Milliseconds after the window's base.
+    at: u64,
+    /// Microseconds (saturating: over an hour is no request's).
+    latency_us: u32,
     outcome: Outcome,
+}
+
+impl Sample {
+    fn latency(&self) -> Duration {
+        Duration::from_micros(u64::from(self.latency_us))
+    }
 }
 
 #[derive(Debug, Default)]
 struct Window {
+    /// The instant sample times count from: the first sample's.
+    base: Option<Instant>,
     samples: VecDeque<Sample>,
 }
 
 impl Window {
-    fn push(&mut self, s: Sample, cap: usize) {
+    fn push(&mut self, now: Instant, latency: Duration, outcome: Outcome, cap: usize) {
         while self.samples.len() >= cap {
             self.samples.pop_front();
         }
-        self.samples.push_back(s);
+        let at = self.offset(now);
+        self.samples.push_back(Sample {
+            at,
+            latency_us: u32::try_from(latency.as_micros()).unwrap_or(u32::MAX),
+            outcome,
+        });
+    }
+
+    /// `now` in milliseconds after the base (which the first sample sets).
+    fn offset(&mut self, now: Instant) -> u64 {
+        let base = *self.base.get_or_insert(now);
+        u64::try_from(now.saturating_duration_since(base).as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// When a sample was recorded.
+    fn instant(&self, s: &Sample) -> Option<Instant> {
+        self.base.map(|b| b + Duration::from_millis(s.at))
     }
 
     fn prune(&mut self, now: Instant, max_age: Duration) {
+        let Some(base) = self.base else {
+            return;
+        };
+        let now_ms =
+            u64::try_from(now.saturating_duration_since(base).as_millis()).unwrap_or(u64::MAX);
+        let max_age_ms = u64::try_from(max_age.as_millis()).unwrap_or(u64::MAX);
         while self
             .samples
             .front()
-            .is_some_and(|s| now.saturating_duration_since(s.at) > max_age)
+            .is_some_and(|s| now_ms.saturating_sub(s.at) > max_age_ms)
         {
             self.samples.pop_front();
         }
@@ -113,7 +149,7 @@ impl Window {
     }
 
     fn newest(&self) -> Option<Instant> {
-        self.samples.back().map(|s| s.at)
+        self.samples.back().and_then(|s| self.instant(s))
     }
 }
 
@@ -162,14 +198,7 @@ impl ConnWindow {
         }
         let mut w = self.lock();
         w.prune(now, self.max_age);
-        w.push(
-            Sample {
-                at: now,
-                latency,
-                outcome,
-            },
-            self.cap,
-        );
+        w.push(now, latency, outcome, self.cap);
     }
 
     fn pruned(&self, now: Instant) -> MutexGuard<'_, Window> {
@@ -314,13 +343,20 @@ impl PassiveStats {
             conns.retain(|_, w| Arc::strong_count(w) > 1 || !w.pruned(now).samples.is_empty());
             conns.values().cloned().collect()
         };
-        let mut samples: Vec<Sample> = windows
+        // Each window counts from its own base: merged by the instants they stand for.
+        let mut samples: Vec<(Option<Instant>, Sample)> = windows
             .iter()
-            .flat_map(|w| w.pruned(now).samples.iter().copied().collect::<Vec<_>>())
+            .flat_map(|w| {
+                let w = w.pruned(now);
+                w.samples
+                    .iter()
+                    .map(|s| (w.instant(s), *s))
+                    .collect::<Vec<_>>()
+            })
             .collect();
-        samples.sort_by_key(|s| s.at);
+        samples.sort_by_key(|(at, _)| *at);
         let keep = samples.len().saturating_sub(self.shared.config.window);
-        WindowSummary::of(samples[keep..].iter())
+        WindowSummary::of(samples[keep..].iter().map(|(_, s)| s))
     }
 
     /// Forgets an encoder.
@@ -472,19 +508,47 @@ mod tests {
         assert_eq!(stats.encoder(&enc()).errors, 1);
     }
 
+    #[test]
+    fn a_sample_is_sixteen_bytes() {
+        // Up to 100 a connection, for every connection of the fleet.
+        assert_eq!(size_of::<Sample>(), 16);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn latencies_and_ages_survive_the_compact_samples() {
+        let mut w = Window::default();
+        let t0 = Instant::now();
+        w.push(t0, Duration::from_micros(1_500), Outcome::Success, 100);
+        w.push(t0 + ms(2_500), ms(40), Outcome::Timeout, 100);
+        w.push(
+            t0 + ms(4_000),
+            Duration::from_secs(7_200),
+            Outcome::Success,
+            100,
+        );
+        let summary = WindowSummary::of(w.samples.iter());
+        assert_eq!(summary.requests, 3);
+        assert_eq!(summary.errors, 1);
+        assert_eq!(summary.last_error, Outcome::Timeout.error_class());
+        // Over an hour saturates at u32::MAX microseconds (71 minutes).
+        assert_eq!(
+            summary.max_latency,
+            Some(Duration::from_micros(u64::from(u32::MAX)))
+        );
+        assert_eq!(w.newest(), Some(t0 + ms(4_000)));
+        // Aged out by the instant, to the millisecond.
+        w.prune(t0 + ms(12_501), Duration::from_secs(10));
+        assert_eq!(w.samples.len(), 1);
+        w.prune(t0 + ms(14_001), Duration::from_secs(10));
+        assert!(w.samples.is_empty());
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_window_that_aged_out_gives_its_memory_back() {
         let mut w = Window::default();
         let t0 = Instant::now();
         for _ in 0..100 {
-            w.push(
-                Sample {
-                    at: t0,
-                    latency: ms(1),
-                    outcome: Outcome::Success,
-                },
-                100,
-            );
+            w.push(t0, ms(1), Outcome::Success, 100);
         }
         assert!(w.samples.capacity() >= 100);
         w.prune(t0 + Duration::from_secs(11), Duration::from_secs(10));

@@ -234,6 +234,11 @@ impl StatusTracker {
         &self.status
     }
 
+    /// The policy it judges by.
+    pub fn policy(&self) -> &StatusPolicy {
+        &self.policy
+    }
+
     /// Recomputes the status; `wall` stamps scores and level changes.
     pub fn update(&mut self, inputs: &StatusInputs<'_>, wall: SystemTime) -> &EncoderStatus {
         let tracks = inputs.reconciler.report(inputs.now);

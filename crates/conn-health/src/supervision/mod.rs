@@ -141,7 +141,11 @@ pub struct SupervisionReport {
 /// One encoder's supervision state.
 #[derive(Debug, Clone)]
 pub struct EncoderSupervision {
-    policy: SupervisionPolicy,
+    // The policy's reconciliation and status parts live in the reconciler and the
+    // tracker; a whole copy here as well was a fifth of an encoder's supervision state.
+    schedule: CheckSchedule,
+    min_event_gap: Duration,
+    first_check_within: Duration,
     reconciler: Reconciler,
     tracker: StatusTracker,
     reachability: Reachability,
@@ -157,11 +161,20 @@ pub struct EncoderSupervision {
 impl EncoderSupervision {
     /// An encoder that should be in `desired`, held (maintenance) or not.
     pub fn new(desired: DesiredState, held: bool, policy: SupervisionPolicy) -> Self {
-        let mut reconciler = Reconciler::new(desired, policy.reconcile);
+        let SupervisionPolicy {
+            reconcile,
+            status,
+            schedule,
+            min_event_gap,
+            first_check_within,
+        } = policy;
+        let mut reconciler = Reconciler::new(desired, reconcile);
         reconciler.set_held(held);
-        let tracker = StatusTracker::new(policy.status.clone());
+        let tracker = StatusTracker::new(status);
         let mut s = Self {
-            policy,
+            schedule,
+            min_event_gap,
+            first_check_within,
             reconciler,
             tracker,
             reachability: Reachability::NotYetChecked,
@@ -178,8 +191,14 @@ impl EncoderSupervision {
     }
 
     /// The policy.
-    pub fn policy(&self) -> &SupervisionPolicy {
-        &self.policy
+    pub fn policy(&self) -> SupervisionPolicy {
+        SupervisionPolicy {
+            reconcile: *self.reconciler.policy(),
+            status: self.tracker.policy().clone(),
+            schedule: self.schedule,
+            min_event_gap: self.min_event_gap,
+            first_check_within: self.first_check_within,
+        }
     }
 
     /// The status.
@@ -197,9 +216,8 @@ impl EncoderSupervision {
     /// spreads a fleet's first checks.
     pub fn first_check_at(&self, now: Instant, unit: f64) -> Instant {
         now + self
-            .policy
             .first_check_within
-            .min(self.policy.schedule.unhealthy_interval)
+            .min(self.schedule.unhealthy_interval)
             .mul_f64(0.5 + unit.clamp(0.0, 1.0) * 0.5)
     }
 
@@ -209,7 +227,7 @@ impl EncoderSupervision {
     pub fn next_check_at(&self, now: Instant, unit: f64) -> Instant {
         let level = self.status().level;
         let unhealthy = !matches!(level, StatusLevel::Healthy | StatusLevel::Held);
-        let scheduled = now + self.policy.schedule.next_delay(unhealthy, unit);
+        let scheduled = now + self.schedule.next_delay(unhealthy, unit);
         match self.reconciler.due_at() {
             Some(due) => scheduled.min(due.max(now)),
             None => scheduled,
@@ -219,7 +237,7 @@ impl EncoderSupervision {
     /// The earliest a check triggered by a device event may run.
     pub fn event_check_at(&self, now: Instant) -> Instant {
         self.last_check
-            .map_or(now, |t| (t + self.policy.min_event_gap).max(now))
+            .map_or(now, |t| (t + self.min_event_gap).max(now))
     }
 
     /// Whether a change the event mirror published calls for a check now: the stream

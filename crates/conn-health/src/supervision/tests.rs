@@ -321,3 +321,20 @@ fn events_that_call_for_a_check() {
     assert!(EncoderSupervision::event_calls_for_check(&live, &lost));
     assert!(!EncoderSupervision::event_calls_for_check(&live, &warmer));
 }
+
+#[test]
+fn the_policy_read_back_is_the_one_given() {
+    let mut p = policy();
+    p.min_event_gap = Duration::from_millis(250);
+    p.first_check_within = secs(3);
+    p.status.critical_cap = 40.0;
+    let s = EncoderSupervision::new(
+        DesiredState {
+            streaming: true,
+            recording: false,
+        },
+        false,
+        p.clone(),
+    );
+    assert_eq!(s.policy(), p);
+}
