@@ -98,21 +98,34 @@ impl Signal {
     }
 }
 
-/// Scheduled checks fall due on a grid of this step: a fleet's checks, spread at
-/// random over the interval, then wake the worker in batches instead of once each.
-/// At 1 000 to 3 000 encoders the wake-ups (a context switch and an `epoll_wait`
-/// each) were most of a check's CPU: short runs measured 313 / 234 µs per check with
-/// no grid, 275 / 165 with 10 ms, 153 / 118 with 50 ms, 121 / 104 with 100 ms
-/// (BENCHMARKS.md). A check is at most this much later than its jittered time, which
-/// is nothing against a 10 s interval; checks that device events trigger are not
-/// moved.
-const CHECK_GRID: Duration = Duration::from_millis(100);
+/// Scheduled checks fall due on a grid: a fleet's checks, spread at random over the
+/// interval, then wake the worker in batches instead of once each. At 1 000 to 3 000
+/// encoders the wake-ups (a context switch and an `epoll_wait` each) were most of a
+/// check's CPU: short runs measured 313 / 234 µs per check with no grid, 275 / 165
+/// with 10 ms, 153 / 118 with 50 ms, 121 / 104 with 100 ms, and 93 µs at 1 000 with
+/// 200 ms (BENCHMARKS.md). The step is the largest of [`GRID_STEPS`] that is at most a
+/// twentieth of the wait, so a check moves by at most 5 % of its interval (200 ms at
+/// the default 10 s and up): a short configured interval keeps its cadence. Every step
+/// divides the largest, so loops with different intervals still share grid points.
+/// Checks that device events trigger are not moved.
+const GRID_STEPS: [Duration; 5] = [
+    Duration::from_millis(200),
+    Duration::from_millis(100),
+    Duration::from_millis(50),
+    Duration::from_millis(20),
+    Duration::from_millis(10),
+];
 
-/// `at`, moved later onto the [`CHECK_GRID`] every loop shares.
-fn on_grid(at: Instant) -> Instant {
+/// `at` (a check due after a wait from `now`), moved later onto the grid every loop
+/// shares.
+fn on_grid(at: Instant, now: Instant) -> Instant {
     static ORIGIN: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
     let origin = *ORIGIN.get_or_init(Instant::now);
-    let step = CHECK_GRID.as_nanos();
+    let wait = at.saturating_duration_since(now);
+    let Some(step) = GRID_STEPS.into_iter().find(|step| *step * 20 <= wait) else {
+        return at;
+    };
+    let step = step.as_nanos();
     let into = at.saturating_duration_since(origin).as_nanos() % step;
     if into == 0 || at < origin {
         return at;
@@ -129,7 +142,11 @@ pub(crate) async fn run(mut task: EncoderTask) {
     let lateness = task.shared.metrics.check_lateness();
     let mut due = match task.first_check {
         FirstCheck::Spread => {
-            on_grid(lock(&task.supervision).first_check_at(Instant::now(), fastrand::f64()))
+            let now = Instant::now();
+            on_grid(
+                lock(&task.supervision).first_check_at(now, fastrand::f64()),
+                now,
+            )
         }
         FirstCheck::WhenWarm => {
             let latest = lock(&task.supervision).first_check_at(Instant::now(), 1.0);
@@ -176,7 +193,11 @@ pub(crate) async fn run(mut task: EncoderTask) {
         // and made only when needed) held inline would make every encoder's idle loop
         // that large too.
         Box::pin(task.check_once()).await;
-        due = on_grid(lock(&task.supervision).next_check_at(Instant::now(), fastrand::f64()));
+        let now = Instant::now();
+        due = on_grid(
+            lock(&task.supervision).next_check_at(now, fastrand::f64()),
+            now,
+        );
     }
 }
 
@@ -537,18 +558,32 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn checks_fall_due_on_one_grid_never_earlier() {
-        use super::{on_grid, CHECK_GRID};
+        use super::on_grid;
         let ms = Duration::from_millis;
-        // A point of the grid (wherever the process's grid started).
-        let g = on_grid(tokio::time::Instant::now());
-        assert_eq!(on_grid(g), g, "on the grid already: unchanged");
+        let now = tokio::time::Instant::now();
+        // A point of the 200 ms grid (wherever the process's grid started), 10 s on.
+        let g = on_grid(now + ms(10_000), now);
+        assert_eq!(on_grid(g, now), g, "on the grid already: unchanged");
         // Two loops whose checks fall in one step of the grid wake together, at its
         // end: never earlier than asked, less than a step later.
-        let a = on_grid(g + ms(1));
-        let b = on_grid(g + CHECK_GRID - ms(1));
+        let a = on_grid(g + ms(1), now);
+        let b = on_grid(g + ms(199), now);
         assert_eq!(a, b);
-        assert_eq!(a, g + CHECK_GRID);
-        assert_eq!(on_grid(g + CHECK_GRID + ms(1)), g + CHECK_GRID * 2);
+        assert_eq!(a, g + ms(200));
+        assert_eq!(on_grid(g + ms(201), now), g + ms(400));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_short_wait_gets_a_finer_grid_and_a_tiny_one_none() {
+        use super::on_grid;
+        let ms = Duration::from_millis;
+        let now = tokio::time::Instant::now();
+        let g = on_grid(now + ms(10_000), now);
+        // A check 1 s away moves by at most 50 ms (a twentieth), onto the same grid.
+        let due = g + ms(1);
+        assert_eq!(on_grid(due, due - ms(1_000)), g + ms(50));
+        // Under 200 ms away (the shortest interval is 100 ms): not moved at all.
+        assert_eq!(on_grid(now + ms(150), now), now + ms(150));
     }
 
     #[tokio::test(start_paused = true)]
