@@ -94,6 +94,11 @@ impl Sample {
     }
 }
 
+/// `d` in whole milliseconds, saturating.
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
 #[derive(Debug, Default)]
 struct Window {
     /// The instant sample times count from: the first sample's.
@@ -117,7 +122,7 @@ impl Window {
     /// `now` in milliseconds after the base (which the first sample sets).
     fn offset(&mut self, now: Instant) -> u64 {
         let base = *self.base.get_or_insert(now);
-        u64::try_from(now.saturating_duration_since(base).as_millis()).unwrap_or(u64::MAX)
+        millis(now.saturating_duration_since(base))
     }
 
     /// When a sample was recorded.
@@ -129,9 +134,8 @@ impl Window {
         let Some(base) = self.base else {
             return;
         };
-        let now_ms =
-            u64::try_from(now.saturating_duration_since(base).as_millis()).unwrap_or(u64::MAX);
-        let max_age_ms = u64::try_from(max_age.as_millis()).unwrap_or(u64::MAX);
+        let now_ms = millis(now.saturating_duration_since(base));
+        let max_age_ms = millis(max_age);
         while self
             .samples
             .front()

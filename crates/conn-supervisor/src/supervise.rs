@@ -589,8 +589,12 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_stop_sent_while_the_loop_is_busy_is_not_lost() {
         let signal = Signal::default();
-        // The loop is checking (not waiting) when the stop comes.
+        // The loop is checking (not waiting) when the stop comes: its next wait
+        // returns at once instead of sleeping until the next check.
         signal.stop();
+        tokio::time::timeout(Duration::from_secs(1), signal.wake.notified())
+            .await
+            .expect("the wake-up was kept for the next wait");
         tokio::time::timeout(Duration::from_secs(1), signal.until_stopped())
             .await
             .expect("the stop was kept for the next wait");
